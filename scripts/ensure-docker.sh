@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Make sure a Docker engine answers: use a running one, or install Debian's
+# docker.io and start dockerd in the background (needs root).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+engine_answers() {
+  local c
+  for c in /usr/bin/docker docker; do
+    command -v "$c" >/dev/null 2>&1 && "$c" info >/dev/null 2>&1 && return 0
+  done
+  return 1
+}
+
+if engine_answers; then
+  exit 0
+fi
+
+[ "$(id -u)" = 0 ] || die "no Docker engine answers and installing one needs root; start dockerd yourself"
+
+if [ ! -x /usr/sbin/dockerd ] || [ ! -x /usr/bin/docker ]; then
+  log "installing Debian's docker.io (and debootstrap for the base images)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq docker.io debootstrap >&2
+fi
+
+log "starting dockerd in the background (log: /var/log/dockerd.log)"
+nohup /usr/sbin/dockerd >/var/log/dockerd.log 2>&1 &
+
+for _ in $(seq 1 60); do
+  engine_answers && { log "Docker engine is up"; exit 0; }
+  sleep 0.5
+done
+die "dockerd did not answer within 30 s; see /var/log/dockerd.log"

@@ -1,0 +1,43 @@
+# Shared helpers for the project's shell scripts (host side only; the image
+# has no shell). Source it; do not run it.
+
+# log MESSAGE: one plain line on stderr, so stdout stays machine-readable.
+log() {
+  printf '%s [scripts] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2
+}
+
+die() {
+  log "ERROR: $*"
+  exit 1
+}
+
+# debian_mirror: the first Debian mirror URI the host's apt sources name.
+# Read at run time so that no registry host name is written into the repo.
+debian_mirror() {
+  local uri
+  uri=$(grep -h -E '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null \
+    | awk '{print $2}' | grep -v -- '-security' | head -n 1)
+  if [ -z "$uri" ]; then
+    uri=$(grep -h -E '^deb ' /etc/apt/sources.list 2>/dev/null \
+      | awk '{print $2}' | grep -v -- '-security' | head -n 1)
+  fi
+  [ -n "$uri" ] || die "no Debian mirror found in /etc/apt/sources.list*; configure apt first"
+  printf '%s\n' "$uri"
+}
+
+# docker_cli: a docker client that can build with BuildKit. The client
+# first on PATH may lack the buildx plugin; Debian's 20.10 client builds
+# with DOCKER_BUILDKIT=1.
+docker_cli() {
+  local c
+  for c in /usr/bin/docker "$(command -v docker 2>/dev/null)"; do
+    [ -x "$c" ] || continue
+    if "$c" buildx version >/dev/null 2>&1 || "$c" version --format '{{.Client.Version}}' 2>/dev/null | grep -q '^20\.'; then
+      printf '%s\n' "$c"
+      return 0
+    fi
+  done
+  die "no docker client that can build with BuildKit; run scripts/ensure-docker.sh"
+}
+
+export DOCKER_BUILDKIT=1

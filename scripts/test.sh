@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Run every test suite: static checks, unit tests, then integration tests
+# against a freshly built image. Does all set-up on a fresh machine (npm
+# toolchain, Docker engine, base images). Ends with one plain line,
+# "N passed, N failed", summing every suite.
+#   scripts/test.sh [deno test filter args...]
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+cd "$here/.."
+
+[ -x node_modules/.bin/deno ] || npm ci --no-audit --no-fund >&2 || die "npm ci failed"
+deno=$(pwd)/node_modules/.bin/deno
+export NO_COLOR=1 DENO_NO_UPDATE_CHECK=1
+
+passed=0
+failed=0
+ignored=0
+results=$(mktemp)
+
+# suite NAME COMMAND...: run one suite, add its counts to the totals.
+suite() {
+  local name=$1 out
+  shift
+  log "suite $name: $*"
+  out=$(mktemp)
+  "$@" 2>&1 | tee "$out"
+  local rc=${PIPESTATUS[0]}
+  local line p f i
+  line=$(grep -E '^(ok|FAILED) \| [0-9]+ passed' "$out" | tail -n 1)
+  p=$(sed -E 's/.*\| ([0-9]+) passed.*/\1/' <<<"$line")
+  f=$(sed -E 's/.*\| ([0-9]+) failed.*/\1/' <<<"$line")
+  i=$(grep -oE '[0-9]+ ignored' <<<"$line" | grep -oE '[0-9]+' || echo 0)
+  if [ -z "$line" ]; then
+    p=0 f=1 i=0   # the suite did not even report: count it as one failure
+  elif [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+    f=1           # e.g. a leak or an uncaught error after the summary
+  fi
+  passed=$((passed + p)) failed=$((failed + f)) ignored=$((ignored + ${i:-0}))
+  printf '%-12s %4s passed, %4s failed, %4s ignored\n' "$name" "$p" "$f" "${i:-0}" >>"$results"
+  rm -f "$out"
+}
+
+# static SUITE COMMAND...: a check that passes or fails as one test.
+static() {
+  local name=$1
+  shift
+  log "check $name: $*"
+  if "$@" >&2; then passed=$((passed + 1)); r="1 passed, 0 failed"
+  else failed=$((failed + 1)); r="0 passed, 1 failed"; fi
+  printf '%-12s %s\n' "$name" "$r" >>"$results"
+}
+
+static fmt "$deno" fmt --check
+static lint "$deno" lint
+static check "$deno" check src/ tests/
+
+suite unit "$deno" test --allow-read --allow-write --allow-run --allow-env \
+  --allow-net --allow-sys tests/unit/ "$@"
+
+if "$here/build-image.sh" cephaloproxy:test; then
+  export CEPHALOPROXY_IMAGE=cephaloproxy:test
+  CEPHALOPROXY_DOCKER=$(docker_cli)
+  export CEPHALOPROXY_DOCKER
+  suite integration "$deno" test --allow-read --allow-write --allow-run \
+    --allow-env --allow-net --allow-sys tests/integration/ "$@"
+else
+  log "image build failed; integration tests not run"
+  failed=$((failed + 1))
+  printf '%-12s %s\n' integration "image build failed" >>"$results"
+fi
+
+echo
+cat "$results"
+[ "$ignored" = 0 ] || echo "($ignored ignored tests are not counted as passed)"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

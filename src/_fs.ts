@@ -1,0 +1,35 @@
+/** Small filesystem helpers shared by the entrypoint's modules. */
+
+/** Returns the path's info, or undefined when it does not exist. */
+export function statOrUndefined(path: string): Deno.FileInfo | undefined {
+  try {
+    return Deno.statSync(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw err;
+  }
+}
+
+/** Whether the path exists (any kind of file). */
+export function exists(path: string): boolean {
+  return statOrUndefined(path) !== undefined;
+}
+
+/** Whether the path is a regular file. */
+export function isFile(path: string): boolean {
+  return statOrUndefined(path)?.isFile ?? false;
+}
+
+/** Removes a file or directory tree; absent is fine. */
+export function removeIfPresent(path: string): void {
+  try {
+    Deno.removeSync(path, { recursive: true });
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+}
+
+/** Whether a write failed because the filesystem is mounted read-only. */
+export function isReadOnlyError(err: unknown): boolean {
+  return err instanceof Error && (err as { code?: string }).code === "EROFS";
+}

@@ -1,0 +1,151 @@
+/**
+ * The health endpoints, with the legacy image's bodies and status codes:
+ * `/health` (liveness) answers `OK` while Squid runs and its port accepts
+ * a connection; `/ready` (readiness) answers `READY` when Squid runs and
+ * accepts, the cache directories take a write, the config can be read and
+ * no shutdown is under way. Failed checks are listed one per line with
+ * status 503. Other paths get 404.
+ *
+ * @module
+ */
+
+import { isReadOnlyError } from "./_fs.ts";
+
+/** What the handler asks about the proxy; supplied by `main.ts`. */
+export interface HealthChecks {
+  /** Undefined while Squid runs, otherwise why it does not. */
+  squidProblem(): string | undefined;
+  /** True from the first moment of a shutdown. */
+  draining(): boolean;
+  /** Where the proxy listens, probed with a TCP connect. */
+  proxy: { hostname: string; port: number };
+  cacheDirs: string[];
+  configPath: string;
+}
+
+/** How long a TCP connect to the proxy may take before it counts as down. */
+export const PROXY_CONNECT_TIMEOUT_MS = 1000;
+
+const TEXT = { "content-type": "text/plain" };
+
+/** Builds the request handler; it never touches the server socket. */
+export function createHealthHandler(
+  checks: HealthChecks,
+): (request: Request) => Promise<Response> {
+  return async function handleHealthRequest(request) {
+    if (request.method !== "GET" && request.method !== "HEAD") {
+      return reply(405, "Method not allowed; use GET or HEAD\n", request, {
+        allow: "GET, HEAD",
+      });
+    }
+
+    const path = new URL(request.url).pathname;
+    if (path === "/health") {
+      const problems = await livenessProblems(checks);
+      return problems.length === 0
+        ? reply(200, "OK\n", request)
+        : reply(503, problems.join("\n") + "\n", request);
+    }
+    if (path === "/ready") {
+      const problems = await readinessProblems(checks);
+      return problems.length === 0
+        ? reply(200, "READY\n", request)
+        : reply(503, problems.join("\n") + "\n", request);
+    }
+    return reply(404, "Not found; endpoints are /health and /ready\n", request);
+  };
+}
+
+async function livenessProblems(checks: HealthChecks): Promise<string[]> {
+  const squid = checks.squidProblem();
+  if (squid) return [squid];
+  return await proxyAccepts(checks.proxy) ? [] : [notAccepting(checks)];
+}
+
+async function readinessProblems(checks: HealthChecks): Promise<string[]> {
+  const problems: string[] = [];
+  if (checks.draining()) {
+    problems.push("Shutting down: not taking new requests");
+  }
+
+  const squid = checks.squidProblem();
+  if (squid) problems.push(squid);
+  else if (!await proxyAccepts(checks.proxy)) {
+    problems.push(notAccepting(checks));
+  }
+
+  for (const dir of checks.cacheDirs) {
+    if (!takesWrite(dir)) problems.push(`Cache directory not writable: ${dir}`);
+  }
+  if (!readable(checks.configPath)) {
+    problems.push(`Configuration not readable: ${checks.configPath}`);
+  }
+  return problems;
+}
+
+function notAccepting(checks: HealthChecks): string {
+  const { hostname, port } = checks.proxy;
+  return `Squid is not accepting connections on ${hostname}:${port}`;
+}
+
+/** Whether a TCP connection to the proxy opens within the timeout. */
+export async function proxyAccepts(
+  address: { hostname: string; port: number },
+): Promise<boolean> {
+  const connecting = Deno.connect({ ...address, transport: "tcp" });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), PROXY_CONNECT_TIMEOUT_MS);
+  });
+
+  try {
+    const winner = await Promise.race([connecting, timeout]);
+    if (winner === "timeout") {
+      connecting.then((conn) => conn.close(), () => {});
+      return false;
+    }
+    winner.close();
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.ConnectionRefused) return false;
+    if (err instanceof Deno.errors.ConnectionReset) return false;
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function takesWrite(dir: string): boolean {
+  const probe = `${dir}/.cephaloproxy-ready-${Deno.pid}`;
+  try {
+    Deno.writeFileSync(probe, new Uint8Array());
+    Deno.removeSync(probe);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.PermissionDenied) return false;
+    if (err instanceof Deno.errors.NotFound) return false;
+    if (isReadOnlyError(err)) return false;
+    throw err;
+  }
+}
+
+function readable(path: string): boolean {
+  try {
+    Deno.openSync(path).close();
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.PermissionDenied) return false;
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+}
+
+function reply(
+  status: number,
+  body: string,
+  request: Request,
+  headers: Record<string, string> = {},
+): Response {
+  const init = { status, headers: { ...TEXT, ...headers } };
+  return new Response(request.method === "HEAD" ? null : body, init);
+}

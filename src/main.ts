@@ -1,0 +1,180 @@
+/**
+ * CephaloProxy's entrypoint: validates everything, prepares the cert DB
+ * and cache, serves /health and /ready, then runs and supervises Squid.
+ * Only this module ends the process.
+ *
+ * @module
+ */
+
+import * as log from "./log.ts";
+import { needsCreation, sizeWarnings } from "./cache.ts";
+import { ensureCertDb } from "./cert_db.ts";
+import { countActiveRequests } from "./cache_manager.ts";
+import { createHealthHandler } from "./health.ts";
+import {
+  cacheDirs,
+  certDbDir,
+  certDbSize,
+  pidFile,
+  proxyAddress,
+} from "./required_paths.ts";
+import { readSettings, type Settings, USAGE } from "./settings.ts";
+import { createCacheDirs, problemLines, proxyArgs } from "./squid.ts";
+import type { SquidConf } from "./squid_conf.ts";
+import { Supervisor } from "./supervisor.ts";
+import { validate, type Validation } from "./validate.ts";
+import { currentIdentity } from "./volumes.ts";
+import { removeIfPresent } from "./_fs.ts";
+
+/** Exit code for bad input: config, volumes, TLS files, flags. */
+const EXIT_INVALID = 1;
+
+async function main(argv: string[]): Promise<number> {
+  // Flags and environment.
+  let settings: Settings;
+  try {
+    settings = readSettings(argv);
+  } catch (err) {
+    if (!(err instanceof RangeError || err instanceof TypeError)) throw err;
+    log.error(err.message);
+    return EXIT_INVALID;
+  }
+  if (settings.help) {
+    log.print(USAGE);
+    return 0;
+  }
+
+  // Everything that starts nothing.
+  const identity = currentIdentity();
+  log.info(`Running as UID:${identity.uid} GID:${identity.gid}`);
+  log.info("Checking Squid configuration...");
+  const validation = await validate(settings, identity);
+  if (validation.problems.length > 0) {
+    for (const problem of validation.problems) log.error(problem);
+    log.error(
+      `Startup aborted: ${validation.problems.length} problem(s) found; ` +
+        "nothing was started",
+    );
+    return EXIT_INVALID;
+  }
+  const conf = validation.conf!;
+  if (settings.validateOnly) {
+    log.info(summary(validation));
+    return 0;
+  }
+
+  // Cert DB and cache.
+  log.info("Initializing Squid cache...");
+  if (!await prepareState(settings, validation.configPath, conf)) {
+    return EXIT_INVALID;
+  }
+
+  // Health server, then Squid.
+  const proxy = proxyAddress(conf) ??
+    { hostname: "127.0.0.1", port: settings.squidPort };
+  const supervisor = new Supervisor({
+    squidBin: settings.squidBin,
+    args: proxyArgs(validation.configPath, settings.logLevel),
+    drainMs: settings.drainSeconds * 1000,
+    countActiveRequests: () => countActiveRequests(proxy),
+    validateReload: async () =>
+      (await validate(settings, currentIdentity())).problems,
+  });
+  const server = startHealthServer(settings, {
+    squidProblem: () => supervisor.squidProblem(),
+    draining: () => supervisor.draining(),
+    proxy,
+    cacheDirs: cacheDirs(conf).map((dir) => dir.path),
+    configPath: validation.configPath,
+  });
+
+  log.info("Starting Squid proxy...");
+  log.info(`Proxy port: ${proxy.port}`);
+  log.info(
+    `Cache directory: ${
+      cacheDirs(conf).map((d) => d.path).join(", ") || "none"
+    }`,
+  );
+  log.info(`Log level: ${settings.logLevel}`);
+  const pid = pidFile(conf);
+  log.info(`PID file location: ${pid?.path ?? "none"}`);
+  // A PID file left by a killed container would make Squid refuse to start
+  // if its number matched a live process here.
+  if (pid) removeIfPresent(pid.path);
+  log.info(`Squid started with PID ${supervisor.spawn()}`);
+
+  // Supervise until Squid exits.
+  const code = await supervisor.run();
+  await server.shutdown();
+  log.info("Shutdown complete");
+  return code;
+}
+
+async function prepareState(
+  settings: Settings,
+  configPath: string,
+  conf: SquidConf,
+): Promise<boolean> {
+  const certDb = certDbDir(conf);
+  if (certDb) {
+    try {
+      const result = await ensureCertDb(
+        settings.certgenBin,
+        certDb.path,
+        certDbSize(conf),
+      );
+      log.info(`SSL certificate database ${result}: ${certDb.path}`);
+    } catch (err) {
+      if (!(err instanceof Error)) throw err;
+      log.error(err.message);
+      return false;
+    }
+  }
+
+  const dirs = cacheDirs(conf);
+  if (dirs.some(needsCreation)) {
+    log.info("Creating cache directories (squid -z)...");
+    const job = await createCacheDirs(settings.squidBin, configPath);
+    if (!job.success || dirs.some(needsCreation)) {
+      for (const line of problemLines(job.lines)) log.error(line);
+      log.error(
+        `Cache initialization failed (squid -z exit code ${job.code}) for ` +
+          dirs.map((dir) => dir.path).join(", "),
+      );
+      return false;
+    }
+    log.info("Cache directories created");
+  }
+  for (const dir of dirs) {
+    for (const warning of sizeWarnings(dir)) log.warn(warning);
+  }
+  return true;
+}
+
+function startHealthServer(
+  settings: Settings,
+  checks: Parameters<typeof createHealthHandler>[0],
+): Deno.HttpServer {
+  log.info(`Starting health check server on port ${settings.healthPort}...`);
+  return Deno.serve({
+    hostname: "0.0.0.0",
+    port: settings.healthPort,
+    onListen: () => log.info(`Health check server started (PID: ${Deno.pid})`),
+    onError: (err) => {
+      log.error(`Health request failed: ${err}`);
+      return new Response("Internal error\n", { status: 500 });
+    },
+  }, createHealthHandler(checks));
+}
+
+function summary(validation: Validation): string {
+  const conf = validation.conf!;
+  return `Validation passed: ${validation.configPath} ` +
+    `(${conf.files.length} file(s), ${conf.directives.length} directives), ` +
+    `${validation.pathsChecked} required path(s) checked, SSL-bump ` +
+    `${validation.sslBump ? "on" : "off"}, squid -k parse OK`;
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}
