@@ -21,11 +21,20 @@ for deb in ./*.deb; do
   # Docs, man pages and lintian overrides are not used at run time.
   find "x/$pkg/usr/share/doc" -type f ! -name copyright -delete 2>/dev/null || true
   rm -rf "x/$pkg/usr/share/man" "x/$pkg/usr/share/info" "x/$pkg/usr/share/lintian"
+  # Login banners run by a shell the runtime does not have.
+  rm -rf "x/$pkg/etc/update-motd.d"
   find "x/$pkg" -depth -type d -empty -delete
   [ -d "x/$pkg" ] && cp -a "x/$pkg/." "$root/"
   {
     grep -v -E '^(Description|  |$)' "c/$pkg/control" || true
     echo "Status: install ok installed"
+    if [ -s "c/$pkg/conffiles" ]; then
+      echo "Conffiles:"
+      while read -r conffile; do
+        [ -f "$root$conffile" ] || continue
+        printf ' %s %s\n' "$conffile" "$(md5sum <"$root$conffile" | cut -d' ' -f1)"
+      done <"c/$pkg/conffiles"
+    fi
   } >"$status/$pkg"
   if [ -f "c/$pkg/md5sums" ]; then
     while read -r sum path; do
