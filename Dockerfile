@@ -61,7 +61,7 @@ ENTRYPOINT ["/usr/bin/tini", "--", "/usr/bin/deno", "run", "--no-config", "--no-
   "--allow-run=/usr/sbin/squid,/usr/lib/squid/security_file_certgen", \
   "--allow-net=0.0.0.0,127.0.0.1,localhost", \
   "--allow-env=HEALTH_PORT,SQUID_PORT,LOG_LEVEL,CEPHALOPROXY_*", \
-  "--allow-sys=uid,gid,statfs", \
+  "--allow-sys=uid,gid,statfs,hostname", \
   "/opt/cephaloproxy/src/main.ts"]
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
   CMD ["/usr/bin/deno", "run", "--no-config", "--no-lock", "--no-remote", "--no-npm", \

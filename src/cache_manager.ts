@@ -9,27 +9,43 @@
 /** How long one manager request may take. */
 export const MANAGER_TIMEOUT_MS = 1000;
 
-/**
- * Fetches a manager page, or returns undefined when Squid does not answer
- * it (not listening, manager denied by `http_access`, timeout).
- */
+/** A manager page, or why it could not be read. */
+export type ManagerReply =
+  | { ok: true; text: string }
+  | { ok: false; reason: string; status?: number };
+
+/** Counts the manager requests this process made; Squid counts them too. */
+let requestsMade = 0;
+
+/** Manager requests made so far, so metrics users can subtract them. */
+export function managerRequestsMade(): number {
+  return requestsMade;
+}
+
+/** Fetches one manager page with a short timeout. */
 export async function fetchManagerPage(
   proxy: { hostname: string; port: number },
   page: string,
-): Promise<string | undefined> {
+): Promise<ManagerReply> {
   const host = proxy.hostname.includes(":")
     ? `[${proxy.hostname}]`
     : proxy.hostname;
+  requestsMade++;
   try {
     const response = await fetch(
       `http://${host}:${proxy.port}/squid-internal-mgr/${page}`,
       { signal: AbortSignal.timeout(MANAGER_TIMEOUT_MS) },
     );
     const text = await response.text();
-    return response.ok ? text : undefined;
+    if (response.ok) return { ok: true, text };
+    return {
+      ok: false,
+      reason: `HTTP ${response.status}`,
+      status: response.status,
+    };
   } catch (err) {
     if (err instanceof TypeError || err instanceof DOMException) {
-      return undefined;
+      return { ok: false, reason: err.message };
     }
     throw err;
   }
@@ -42,8 +58,8 @@ export async function fetchManagerPage(
 export async function countActiveRequests(
   proxy: { hostname: string; port: number },
 ): Promise<number | undefined> {
-  const page = await fetchManagerPage(proxy, "active_requests");
-  if (page === undefined) return undefined;
-  const connections = page.match(/^Connection: /gm)?.length ?? 0;
+  const reply = await fetchManagerPage(proxy, "active_requests");
+  if (!reply.ok) return undefined;
+  const connections = reply.text.match(/^Connection: /gm)?.length ?? 0;
   return Math.max(0, connections - 1);
 }

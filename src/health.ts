@@ -10,6 +10,7 @@
  */
 
 import { isReadOnlyError } from "./_fs.ts";
+import { METRICS_CONTENT_TYPE } from "./metrics.ts";
 
 /** What the handler asks about the proxy; supplied by `main.ts`. */
 export interface HealthChecks {
@@ -21,6 +22,8 @@ export interface HealthChecks {
   proxy: { hostname: string; port: number };
   cacheDirs: string[];
   configPath: string;
+  /** Renders `/metrics`; absent, the path answers 404. */
+  metrics?: () => Promise<string>;
 }
 
 /** How long a TCP connect to the proxy may take before it counts as down. */
@@ -51,6 +54,11 @@ export function createHealthHandler(
       return problems.length === 0
         ? reply(200, "READY\n", request)
         : reply(503, problems.join("\n") + "\n", request);
+    }
+    if (path === "/metrics" && checks.metrics) {
+      return reply(200, await checks.metrics(), request, {
+        "content-type": METRICS_CONTENT_TYPE,
+      });
     }
     return reply(404, "Not found; endpoints are /health and /ready\n", request);
   };

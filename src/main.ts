@@ -10,9 +10,12 @@ import * as log from "./log.ts";
 import { needsCreation, sizeWarnings } from "./cache.ts";
 import { ensureCertDb } from "./cert_db.ts";
 import { countActiveRequests } from "./cache_manager.ts";
-import { createHealthHandler } from "./health.ts";
+import { CacheInUseError, lockCacheDirs } from "./cache_lock.ts";
+import { createHealthHandler, proxyAccepts } from "./health.ts";
+import { MetricsCollector } from "./metrics.ts";
 import {
   cacheDirs,
+  cacheMemBytes,
   certDbDir,
   certDbSize,
   pidFile,
@@ -28,6 +31,10 @@ import { removeIfPresent } from "./_fs.ts";
 
 /** Exit code for bad input: config, volumes, TLS files, flags. */
 const EXIT_INVALID = 1;
+
+const STARTED_AT = Date.now();
+const MIB = 1024 * 1024;
+const ACCEPT_POLL_MS = 50;
 
 async function main(argv: string[]): Promise<number> {
   // Flags and environment.
@@ -63,9 +70,10 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
-  // Cert DB and cache.
+  // Cache lock, cert DB and cache.
   log.info("Initializing Squid cache...");
-  if (!await prepareState(settings, validation.configPath, conf)) {
+  const locks = prepareLocks(conf);
+  if (!locks || !await prepareState(settings, validation.configPath, conf)) {
     return EXIT_INVALID;
   }
 
@@ -80,34 +88,90 @@ async function main(argv: string[]): Promise<number> {
     validateReload: async () =>
       (await validate(settings, currentIdentity())).problems,
   });
+  let startupSeconds: number | undefined;
+  const metrics = new MetricsCollector({
+    proxy,
+    cacheDiskConfiguredBytes: cacheDirs(conf)
+      .reduce((sum, dir) => sum + dir.sizeMb * MIB, 0),
+    cacheMemConfiguredBytes: cacheMemBytes(conf),
+    sslCertgen: certDbDir(conf) !== undefined,
+    stats: {
+      startTimeSeconds: STARTED_AT / 1000,
+      startupSeconds: () => startupSeconds,
+      reloads: () => supervisor.reloads(),
+      reloadFailures: () => supervisor.reloadFailures(),
+    },
+  });
   const server = startHealthServer(settings, {
     squidProblem: () => supervisor.squidProblem(),
     draining: () => supervisor.draining(),
     proxy,
     cacheDirs: cacheDirs(conf).map((dir) => dir.path),
     configPath: validation.configPath,
+    metrics: () => metrics.render(),
   });
 
   log.info("Starting Squid proxy...");
-  log.info(`Proxy port: ${proxy.port}`);
-  log.info(
-    `Cache directory: ${
-      cacheDirs(conf).map((d) => d.path).join(", ") || "none"
-    }`,
-  );
-  log.info(`Log level: ${settings.logLevel}`);
-  const pid = pidFile(conf);
-  log.info(`PID file location: ${pid?.path ?? "none"}`);
+  logStartDetails(conf, proxy, settings);
   // A PID file left by a killed container would make Squid refuse to start
   // if its number matched a live process here.
+  const pid = pidFile(conf);
   if (pid) removeIfPresent(pid.path);
   log.info(`Squid started with PID ${supervisor.spawn()}`);
+  waitUntilAccepting(proxy, supervisor).then((seconds) => {
+    startupSeconds = seconds;
+  });
 
   // Supervise until Squid exits.
   const code = await supervisor.run();
   await server.shutdown();
+  for (const lock of locks) lock.close();
   log.info("Shutdown complete");
   return code;
+}
+
+function prepareLocks(conf: SquidConf): Deno.FsFile[] | undefined {
+  try {
+    return lockCacheDirs(cacheDirs(conf).map((dir) => dir.path));
+  } catch (err) {
+    if (!(err instanceof CacheInUseError)) throw err;
+    log.error(err.message);
+    return undefined;
+  }
+}
+
+function logStartDetails(
+  conf: SquidConf,
+  proxy: { hostname: string; port: number },
+  settings: Settings,
+): void {
+  const dirs = cacheDirs(conf).map((dir) => dir.path);
+  log.info(`Proxy port: ${proxy.port}`);
+  log.info(`Cache directory: ${dirs.join(", ") || "none"}`);
+  log.info(`Log level: ${settings.logLevel}`);
+  log.info(`PID file location: ${pidFile(conf)?.path ?? "none"}`);
+}
+
+/**
+ * Polls the proxy port until Squid accepts, so the startup time can be
+ * logged and exported; gives up when Squid is gone.
+ */
+async function waitUntilAccepting(
+  proxy: { hostname: string; port: number },
+  supervisor: Supervisor,
+): Promise<number | undefined> {
+  while (supervisor.squidProblem() === undefined) {
+    if (await proxyAccepts(proxy)) {
+      const seconds = (Date.now() - STARTED_AT) / 1000;
+      log.info(
+        `Squid is accepting connections on ${proxy.hostname}:${proxy.port} ` +
+          `(${seconds.toFixed(2)} s after the entrypoint started)`,
+      );
+      return seconds;
+    }
+    await new Promise((resolve) => setTimeout(resolve, ACCEPT_POLL_MS));
+  }
+  return undefined;
 }
 
 async function prepareState(

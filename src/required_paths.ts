@@ -74,6 +74,19 @@ export function cacheDirs(conf: SquidConf): CacheDir[] {
     });
 }
 
+/** The `cache_mem` setting in bytes (Squid's default is 256 MB). */
+export function cacheMemBytes(conf: SquidConf): number {
+  const directive = findAll(conf, "cache_mem").at(-1);
+  const [amount, unit = "bytes"] = directive ? args(directive) : ["256", "MB"];
+  const scale: Record<string, number> = {
+    bytes: 1,
+    kb: 1024,
+    mb: 1024 ** 2,
+    gb: 1024 ** 3,
+  };
+  return Number(amount) * (scale[unit.toLowerCase()] ?? 1);
+}
+
 /** Returns the TLS options of each `http_port` and `https_port`. */
 export function portTls(conf: SquidConf): PortTls[] {
   return PORT_DIRECTIVES.flatMap((name) => findAll(conf, name)).map(

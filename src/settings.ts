@@ -17,6 +17,8 @@ export const ENV_DEFAULT_CONFIG = "CEPHALOPROXY_DEFAULT_CONFIG";
 export const ENV_SSL_CERT_DIR = "CEPHALOPROXY_SSL_CERT_DIR";
 export const ENV_SQUID_BIN = "CEPHALOPROXY_SQUID";
 export const ENV_CERTGEN_BIN = "CEPHALOPROXY_CERTGEN";
+export const ENV_ACCESS_LOG_STDOUT = "CEPHALOPROXY_ACCESS_LOG_STDOUT";
+export const ENV_RUNTIME_DIR = "CEPHALOPROXY_RUNTIME_DIR";
 
 /** Everything the entrypoint is told from outside. */
 export interface Settings {
@@ -33,6 +35,10 @@ export interface Settings {
   sslCertDir: string;
   squidBin: string;
   certgenBin: string;
+  /** Also write Squid's access log to stdout. */
+  accessLogStdout: boolean;
+  /** Where the entrypoint may write generated files. */
+  runtimeDir: string;
 }
 
 /** Usage text for `--help`. */
@@ -50,6 +56,7 @@ Environment:
   ${ENV_SQUID_PORT}  proxy port probed by /health when squid.conf names none
   ${ENV_LOG_LEVEL}  Squid debug level passed to -d (default 1)
   ${ENV_DRAIN_SECONDS}  seconds to let transfers finish on stop (25)
+  ${ENV_ACCESS_LOG_STDOUT}  1 to copy the access log to stdout (0)
 `;
 
 /**
@@ -85,6 +92,8 @@ export function readSettings(
     squidBin: env(ENV_SQUID_BIN) ?? "/usr/sbin/squid",
     certgenBin: env(ENV_CERTGEN_BIN) ??
       "/usr/lib/squid/security_file_certgen",
+    accessLogStdout: readInteger(env, ENV_ACCESS_LOG_STDOUT, 0, 0, 1) === 1,
+    runtimeDir: env(ENV_RUNTIME_DIR) ?? "/var/run/squid",
   };
 }
 

@@ -53,7 +53,8 @@ export class Supervisor {
   #signals: Deno.Signal[] = [];
   #wake = Promise.withResolvers<void>();
   #draining = false;
-  #startedAt = 0;
+  #reloads = 0;
+  #reloadFailures = 0;
 
   constructor(options: SupervisorOptions) {
     this.#options = options;
@@ -67,7 +68,6 @@ export class Supervisor {
       stdout: "inherit",
       stderr: "inherit",
     }).spawn();
-    this.#startedAt = performance.now();
     this.#exit = this.#child.status.then((status) => {
       this.#status = status;
       return status;
@@ -171,6 +171,7 @@ export class Supervisor {
     log.info("Received SIGHUP, validating configuration before reload...");
     const problems = await this.#options.validateReload();
     if (problems.length > 0) {
+      this.#reloadFailures++;
       for (const problem of problems) log.error(problem);
       log.error(
         "Configuration reload rejected; Squid keeps running with the " +
@@ -179,6 +180,7 @@ export class Supervisor {
       return;
     }
     this.#signalSquid("SIGHUP");
+    this.#reloads++;
     log.info("Configuration valid; Squid is reconfiguring");
   }
 
@@ -203,9 +205,14 @@ export class Supervisor {
     }
   }
 
-  /** Milliseconds since Squid was spawned. */
-  uptimeMs(): number {
-    return performance.now() - this.#startedAt;
+  /** Reloads passed to Squid so far. */
+  reloads(): number {
+    return this.#reloads;
+  }
+
+  /** Reloads refused because the new config was invalid. */
+  reloadFailures(): number {
+    return this.#reloadFailures;
   }
 }
 

@@ -8,6 +8,7 @@
  */
 
 import { exists } from "./_fs.ts";
+import { writeStdoutWrapper } from "./access_log.ts";
 import * as log from "./log.ts";
 import { portTls, requiredPaths, usesSslBump } from "./required_paths.ts";
 import type { Settings } from "./settings.ts";
@@ -52,13 +53,26 @@ export async function validate(
   settings: Settings,
   identity: Identity,
 ): Promise<Validation> {
-  const configPath = chooseConfig(settings);
+  const chosen = chooseConfig(settings);
   const result: Validation = {
-    configPath,
+    configPath: chosen,
     problems: [],
     pathsChecked: 0,
     sslBump: false,
   };
+
+  // The stdout access log needs a generated config around the chosen one.
+  if (settings.accessLogStdout) {
+    try {
+      result.configPath = writeStdoutWrapper(chosen, settings.runtimeDir);
+    } catch (err) {
+      if (!(err instanceof Error)) throw err;
+      result.problems.push(err.message);
+      return result;
+    }
+    log.info("Access log also goes to stdout");
+  }
+  const configPath = result.configPath;
 
   // squid.conf and its includes.
   try {
