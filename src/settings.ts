@@ -19,6 +19,9 @@ export const ENV_SQUID_BIN = "CEPHALOPROXY_SQUID";
 export const ENV_CERTGEN_BIN = "CEPHALOPROXY_CERTGEN";
 export const ENV_ACCESS_LOG_STDOUT = "CEPHALOPROXY_ACCESS_LOG_STDOUT";
 export const ENV_RUNTIME_DIR = "CEPHALOPROXY_RUNTIME_DIR";
+export const ENV_PEERS = "CEPHALOPROXY_PEERS";
+export const ENV_PEER_COUNT = "CEPHALOPROXY_PEER_COUNT";
+export const ENV_PEER_SERVICE = "CEPHALOPROXY_PEER_SERVICE";
 
 /** Everything the entrypoint is told from outside. */
 export interface Settings {
@@ -39,6 +42,10 @@ export interface Settings {
   accessLogStdout: boolean;
   /** Where the entrypoint may write generated files. */
   runtimeDir: string;
+  /** Sibling proxies: an explicit list, or a count under a service. */
+  peers?: string;
+  peerCount?: number;
+  peerService?: string;
 }
 
 /** Usage text for `--help`. */
@@ -57,6 +64,9 @@ Environment:
   ${ENV_LOG_LEVEL}  Squid debug level passed to -d (default 1)
   ${ENV_DRAIN_SECONDS}  seconds to let transfers finish on stop (25)
   ${ENV_ACCESS_LOG_STDOUT}  1 to copy the access log to stdout (0)
+  ${ENV_PEERS}  comma-separated sibling proxies to share cache hits with
+  ${ENV_PEER_COUNT}, ${ENV_PEER_SERVICE}  or: StatefulSet replicas and
+      their headless service, siblings named <set>-<n>.<service>
 `;
 
 /**
@@ -94,6 +104,9 @@ export function readSettings(
       "/usr/lib/squid/security_file_certgen",
     accessLogStdout: readInteger(env, ENV_ACCESS_LOG_STDOUT, 0, 0, 1) === 1,
     runtimeDir: env(ENV_RUNTIME_DIR) ?? "/var/run/squid",
+    peers: env(ENV_PEERS) || undefined,
+    peerCount: readInteger(env, ENV_PEER_COUNT, 0, 0, 1000) || undefined,
+    peerService: env(ENV_PEER_SERVICE) || undefined,
   };
 }
 

@@ -8,7 +8,12 @@
  */
 
 import { exists } from "./_fs.ts";
-import { writeStdoutWrapper } from "./access_log.ts";
+import {
+  type Additions,
+  needsGeneratedConfig,
+  siblingNames,
+  writeGeneratedConfig,
+} from "./generated_config.ts";
 import * as log from "./log.ts";
 import { portTls, requiredPaths, usesSslBump } from "./required_paths.ts";
 import type { Settings } from "./settings.ts";
@@ -61,16 +66,26 @@ export async function validate(
     sslBump: false,
   };
 
-  // The stdout access log needs a generated config around the chosen one.
-  if (settings.accessLogStdout) {
-    try {
-      result.configPath = writeStdoutWrapper(chosen, settings.runtimeDir);
-    } catch (err) {
-      if (!(err instanceof Error)) throw err;
-      result.problems.push(err.message);
-      return result;
+  // Settings Squid cannot take on its command line need a generated
+  // config around the chosen one.
+  try {
+    const additions = {
+      accessLogStdout: settings.accessLogStdout,
+      siblings: siblingNames({ ...settings, hostname: Deno.hostname() }),
+      siblingHttpPort: settings.squidPort,
+    };
+    if (needsGeneratedConfig(additions)) {
+      result.configPath = writeGeneratedConfig(
+        chosen,
+        additions,
+        settings.runtimeDir,
+      );
+      logAdditions(additions);
     }
-    log.info("Access log also goes to stdout");
+  } catch (err) {
+    if (!(err instanceof Error)) throw err;
+    result.problems.push(err.message);
+    return result;
   }
   const configPath = result.configPath;
 
@@ -124,6 +139,13 @@ export async function validate(
   }
   log.info("Configuration validation passed");
   return result;
+}
+
+function logAdditions(additions: Additions): void {
+  if (additions.accessLogStdout) log.info("Access log also goes to stdout");
+  if (additions.siblings.length > 0) {
+    log.info(`Sibling proxies (HTCP): ${additions.siblings.join(", ")}`);
+  }
 }
 
 function prepareTls(conf: SquidConf, settings: Settings): void {
