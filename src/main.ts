@@ -23,7 +23,8 @@ import {
 } from "./required_paths.ts";
 import { readSettings, type Settings, USAGE } from "./settings.ts";
 import { createCacheDirs, problemLines, proxyArgs } from "./squid.ts";
-import type { SquidConf } from "./squid_conf.ts";
+import { findAll, type SquidConf } from "./squid_conf.ts";
+import { watchSiblingDns } from "./sibling_dns.ts";
 import { Supervisor } from "./supervisor.ts";
 import { validate, type Validation } from "./validate.ts";
 import { currentIdentity } from "./volumes.ts";
@@ -121,6 +122,12 @@ async function main(argv: string[]): Promise<number> {
   waitUntilAccepting(proxy, supervisor).then((seconds) => {
     startupSeconds = seconds;
   });
+  if (findAll(conf, "cache_peer").length > 0) {
+    watchSiblingDns(proxy, {
+      active: () => !supervisor.squidProblem() && !supervisor.draining(),
+      reconfigure: () => supervisor.requestReload(),
+    });
+  }
 
   // Supervise until Squid exits.
   const code = await supervisor.run();

@@ -168,7 +168,7 @@ export class Supervisor {
   }
 
   async #reload(): Promise<void> {
-    log.info("Received SIGHUP, validating configuration before reload...");
+    log.info("Reload requested (SIGHUP); validating configuration first...");
     const problems = await this.#options.validateReload();
     if (problems.length > 0) {
       this.#reloadFailures++;
@@ -203,6 +203,15 @@ export class Supervisor {
       // kill() throws TypeError once the child has exited; nothing to do.
       if (!(err instanceof TypeError)) throw err;
     }
+  }
+
+  /**
+   * Asks the loop for a reload as if SIGHUP had arrived: the config is
+   * validated again before Squid is told.
+   */
+  requestReload(): void {
+    this.#signals.push("SIGHUP");
+    this.#wake.resolve();
   }
 
   /** Reloads passed to Squid so far. */
