@@ -11,8 +11,9 @@
 import { fetchManagerPage } from "./cache_manager.ts";
 import * as log from "./log.ts";
 
-/** How often unresolved siblings are checked. */
-const CHECK_EVERY_MS = 5_000;
+/** The first check's delay; each later one waits twice as long, up to 80 s. */
+const FIRST_CHECK_MS = 5_000;
+const LONGEST_WAIT_MS = 80_000;
 
 /** After this long the entrypoint stops asking and leaves it to Squid. */
 const GIVE_UP_AFTER_MS = 10 * 60_000;
@@ -26,7 +27,7 @@ export function unresolvedSiblings(serverList: string): string[] {
 }
 
 /**
- * Checks every few seconds until all siblings have an address, asking
+ * Checks with a growing delay until all siblings have an address, asking
  * for a reconfigure each time some do not; stops early when `active()`
  * turns false (Squid gone or shutting down).
  */
@@ -35,8 +36,10 @@ export async function watchSiblingDns(
   options: { active(): boolean; reconfigure(): void },
 ): Promise<void> {
   const deadline = Date.now() + GIVE_UP_AFTER_MS;
+  let wait = FIRST_CHECK_MS;
   while (options.active() && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, CHECK_EVERY_MS));
+    await new Promise((resolve) => setTimeout(resolve, wait));
+    wait = Math.min(wait * 2, LONGEST_WAIT_MS);
     if (!options.active()) return;
 
     const page = await fetchManagerPage(proxy, "server_list");
