@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# The image's figures in one table (and bench-results/bench.json): size and
+# what each part adds, file count, Debian packages, startup time (median
+# and spread, beside bare Squid), cold build and one-file rebuild times,
+# /health latency and proxy throughput ratio (scripts/bench-health.ts), and
+# resident memory of the entrypoint and Squid at idle. Targets from the
+# specification are printed beside the figures they apply to.
+#   scripts/bench.sh [RUNS]   (startup runs, default 7)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+cd "$here/.."
+
+runs=${1:-7}
+image=cephaloproxy:bench
+mkdir -p bench-results
+"$here/ensure-docker.sh"
+[ -x node_modules/.bin/deno ] || npm ci --no-audit --no-fund >&2
+docker=$(docker_cli)
+read -r -a base_args <<<"$("$here/build-bases.sh")"
+
+# Build times: cold (bases present, no build cache) and after one
+# entrypoint file changes, both from a copy of the build context.
+ctx=$(mktemp -d)
+trap 'rm -rf "$ctx"' EXIT
+cp -r Dockerfile .dockerignore src scripts "$ctx/"
+build() { "$docker" build -q "${base_args[@]}" -t "$image" "$ctx" >/dev/null; }
+start=$(date +%s.%N); "$docker" build -q --no-cache "${base_args[@]}" -t "$image" "$ctx" >/dev/null
+cold=$(echo "$(date +%s.%N) - $start" | bc)
+echo "// rebuild probe $(date +%s%N)" >>"$ctx/src/probe.ts"
+start=$(date +%s.%N); build
+rebuild=$(echo "$(date +%s.%N) - $start" | bc)
+log "cold build ${cold} s, rebuild after one file ${rebuild} s"
+
+# Size and what each layer adds.
+size=$("$docker" image inspect -f '{{.Size}}' "$image")
+base_size=$("$docker" image inspect -f '{{.Size}}' "${base_args[3]#RUNTIME_IMAGE=}")
+layers=$("$docker" history --no-trunc --format '{{.Size}}|{{.CreatedBy}}' "$image")
+layer_size() { # layer_size PATTERN: human size of the first layer matching
+  grep -m 1 -- "$1" <<<"$layers" | cut -d'|' -f1
+}
+squid_part=$(layer_size 'COPY /out/ /')
+deno_part=$(layer_size 'COPY /deno /usr/bin/deno')
+src_part=$(layer_size 'COPY src/ /opt/cephaloproxy/src/')
+report=$("$here/image-report.sh" "$image")
+files=$(awk '/^regular files/{print $3}' <<<"$report")
+packages=$(awk '/^dpkg records/{print $3}' <<<"$report")
+
+# Startup, beside bare Squid.
+startup=$("$here/bench-startup.sh" "$runs" "$image" 2>/dev/null)
+
+# Idle memory: read from /proc with a throwaway container in the proxy's
+# PID namespace (the image itself has no tools to do it).
+cid=$("$docker" run -d "$image")
+for _ in $(seq 1 100); do
+  "$docker" logs "$cid" 2>/dev/null | grep -q 'accepting connections' && break
+  sleep 0.1
+done
+sleep 2
+memory=$("$docker" run --rm --pid "container:$cid" "${base_args[1]#BUILDER_IMAGE=}" bash -c '
+  for s in /proc/[0-9]*/status; do
+    awk "/^Name:/{n=\$2} /^VmRSS:/{r=\$2} END{if (r) print n, r}" "$s"
+  done' | sort)
+"$docker" rm -f "$cid" >/dev/null
+rss() { awk -v n="$1" '$1 == n {s += $2} END {printf "%.1f", s / 1024}' <<<"$memory"; }
+
+# /health latency and proxy throughput ratio, if the bench is present.
+health=""
+if [ -f scripts/bench-health.ts ]; then
+  health=$(CEPHALOPROXY_IMAGE=$image node_modules/.bin/deno run --allow-run --allow-net \
+    --allow-read --allow-write --allow-env scripts/bench-health.ts 2>/dev/null || true)
+fi
+
+printf '\n%-44s %-22s %s\n' "figure" "value" "target"
+printf '%-44s %-22s %s\n' "image size" "$(echo "scale=1; $size/1000000" | bc) MB" \
+  "SC-001: >= 40% below legacy 500 MB, i.e. <= 300 MB"
+printf '%-44s %-22s\n' "  runtime base (distroless cc)" "$(echo "scale=1; $base_size/1000000" | bc) MB"
+printf '%-44s %-22s\n' "  Squid, helpers and libraries" "$squid_part"
+printf '%-44s %-22s\n' "  Deno runtime" "$deno_part"
+printf '%-44s %-22s\n' "  entrypoint sources" "$src_part"
+printf '%-44s %-22s\n' "regular files" "$files"
+printf '%-44s %-22s %s\n' "Debian packages recorded" "$packages" \
+  "SC-002: >= 80% fewer than legacy (legacy count not available here)"
+printf '%-44s %-22s %s\n' "cold build (bases present, no cache)" "$(printf '%.1f' "$cold") s" \
+  "SC-008: >= 70% below the Gentoo build (not measurable here)"
+printf '%-44s %-22s\n' "rebuild after one entrypoint change" "$(printf '%.1f' "$rebuild") s"
+printf '%-44s %-22s\n' "idle RSS: entrypoint (deno)" "$(rss deno) MB"
+printf '%-44s %-22s\n' "idle RSS: Squid and helpers" \
+  "$(awk '$1 != "deno" && $1 != "tini" {s += $2} END {printf "%.1f", s / 1024}' <<<"$memory") MB"
+echo
+echo "$startup" | sed 's/^/  /'
+echo "  SC-005: startup within 110% of legacy (~10 s), i.e. <= 11 s"
+[ -z "$health" ] || { echo; echo "$health" | sed 's/^/  /'; }
+
+om=$(awk '/^cephaloproxy/{print $3}' <<<"$startup" | tr -d s)
+cat >bench-results/bench.json <<JSON
+{
+  "image_bytes": $size,
+  "runtime_base_bytes": $base_size,
+  "regular_files": $files,
+  "debian_packages": $packages,
+  "cold_build_seconds": $cold,
+  "rebuild_seconds": $rebuild,
+  "startup_median_seconds": ${om:-null},
+  "idle_rss_entrypoint_mb": $(rss deno),
+  "targets": {"SC-001_max_mb": 300, "SC-005_max_startup_seconds": 11}
+}
+JSON
+log "wrote bench-results/bench.json"
