@@ -59,10 +59,7 @@ async function main(argv: string[]): Promise<number> {
   const validation = await validate(settings, identity);
   if (validation.problems.length > 0) {
     for (const problem of validation.problems) log.error(problem);
-    log.error(
-      `Startup aborted: ${validation.problems.length} problem(s) found; ` +
-        "nothing was started",
-    );
+    log.error("Startup aborted: fix the errors above; nothing was started");
     return EXIT_INVALID;
   }
   const conf = validation.conf!;

@@ -53,7 +53,16 @@ async function runJob(bin: string, args: string[]): Promise<SquidJob> {
  */
 export function problemLines(lines: string[]): string[] {
   return lines.filter((line) =>
-    /\b(FATAL|ERROR|WARNING|Bungled|unrecognized|Terminated abnormally)\b/i
-      .test(line)
+    /\b(FATAL|ERROR|Bungled|unrecognized|Terminated abnormally)\b/i.test(line)
+  );
+}
+
+/**
+ * Squid's warnings worth passing on, without the one every Docker host
+ * without IPv6 triggers.
+ */
+export function warningLines(lines: string[]): string[] {
+  return lines.filter((line) =>
+    /\bWARNING\b/.test(line) && !/BCP 177 violation/.test(line)
   );
 }

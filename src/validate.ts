@@ -17,7 +17,7 @@ import {
 import * as log from "./log.ts";
 import { portTls, requiredPaths, usesSslBump } from "./required_paths.ts";
 import type { Settings } from "./settings.ts";
-import { parseConfig, problemLines } from "./squid.ts";
+import { parseConfig, problemLines, warningLines } from "./squid.ts";
 import { readSquidConf, type SquidConf } from "./squid_conf.ts";
 import {
   checkTlsPair,
@@ -129,6 +129,9 @@ export async function validate(
   log.info("Validating Squid configuration...");
   const job = await parseConfig(settings.squidBin, configPath);
   if (!job.success) {
+    for (const line of warningLines(job.lines)) {
+      log.warn(stripSquidTimestamp(line));
+    }
     const lines = problemLines(job.lines).map(stripSquidTimestamp);
     result.problems.push(
       ...(lines.length > 0 ? lines : job.lines.slice(-5)),

@@ -8,7 +8,6 @@
  */
 
 import { join } from "node:path";
-import { run } from "./_harness.ts";
 
 /** A certificate and its private key, as host paths. */
 export interface CertFiles {
@@ -26,18 +25,25 @@ const DAYS = "2";
  */
 export async function createCa(dir: string, name: string): Promise<CertFiles> {
   await Deno.mkdir(dir, { recursive: true, mode: 0o755 });
-  const files = { certPath: join(dir, "tls.crt"), keyPath: join(dir, "tls.key") };
+  const files = {
+    certPath: join(dir, "tls.crt"),
+    keyPath: join(dir, "tls.key"),
+  };
   const extensions = await writeExtensions(dir, "ca.ext", [
     "basicConstraints = critical, CA:TRUE",
     "keyUsage = critical, keyCertSign, cRLSign",
     "subjectKeyIdentifier = hash",
   ]);
-  await openssl([
-    "req", "-x509", "-newkey", "rsa:2048", "-noenc", "-sha256",
-    "-days", DAYS, "-subj", `/CN=${name}`,
-    "-config", extensions, "-extensions", "ext",
-    "-keyout", files.keyPath, "-out", files.certPath,
+  await openssl("req", [
+    ["-x509", "-noenc", "-sha256"],
+    ["-newkey", "rsa:2048"],
+    ["-days", DAYS],
+    ["-subj", `/CN=${name}`],
+    ["-config", extensions, "-extensions", "ext"],
+    ["-keyout", files.keyPath],
+    ["-out", files.certPath],
   ]);
+  await Deno.remove(extensions);
   await makeReadable(files);
   return files;
 }
@@ -63,25 +69,34 @@ export async function createServerCert(
     "extendedKeyUsage = serverAuth",
     `subjectAltName = ${hostnames.map((name) => `DNS:${name}`).join(", ")}`,
   ]);
-  await openssl([
-    "req", "-new", "-newkey", "rsa:2048", "-noenc",
-    "-subj", `/CN=${hostnames[0]}`,
-    "-keyout", files.keyPath, "-out", request,
+  await openssl("req", [
+    ["-new", "-noenc"],
+    ["-newkey", "rsa:2048"],
+    ["-subj", `/CN=${hostnames[0]}`],
+    ["-keyout", files.keyPath],
+    ["-out", request],
   ]);
-  await openssl([
-    "x509", "-req", "-in", request, "-sha256", "-days", DAYS,
-    "-CA", ca.certPath, "-CAkey", ca.keyPath, "-set_serial", randomSerial(),
-    "-extfile", extensions, "-extensions", "ext", "-out", files.certPath,
+  await openssl("x509", [
+    ["-req", "-sha256"],
+    ["-in", request],
+    ["-days", DAYS],
+    ["-CA", ca.certPath, "-CAkey", ca.keyPath],
+    ["-set_serial", randomSerial()],
+    ["-extfile", extensions, "-extensions", "ext"],
+    ["-out", files.certPath],
   ]);
+  await Deno.remove(extensions);
+  await Deno.remove(request);
   await makeReadable(files);
   return files;
 }
 
 /** Writes `key` encrypted with AES-256 under a passphrase to `dest`. */
 export async function encryptKey(key: string, dest: string): Promise<void> {
-  await openssl([
-    "pkey", "-in", key, "-aes256", "-passout", "pass:cephaloproxy-test",
-    "-out", dest,
+  await openssl("pkey", [
+    ["-in", key, "-aes256"],
+    ["-passout", "pass:cephaloproxy-test"],
+    ["-out", dest],
   ]);
   await Deno.chmod(dest, 0o640);
 }
@@ -114,14 +129,22 @@ async function makeReadable(files: CertFiles): Promise<void> {
 function randomSerial(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(8));
   bytes[0] &= 0x7f;
-  return "0x" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  return "0x" +
+    Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-async function openssl(args: string[]): Promise<void> {
-  const result = await run(OPENSSL, args);
-  if (result.code !== 0) {
+/** Runs `openssl COMMAND` with options written one group per line. */
+async function openssl(command: string, options: string[][]): Promise<void> {
+  const output = await new Deno.Command(OPENSSL, {
+    args: [command, ...options.flat()],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!output.success) {
+    const stderr = new TextDecoder().decode(output.stderr);
     throw new Error(
-      `openssl ${args[0]} failed (exit code ${result.code}): ${result.stderr}`,
+      `openssl ${command} failed (exit code ${output.code}): ${stderr}`,
     );
   }
 }
