@@ -32,6 +32,23 @@ RUN collect-squid.sh /out /base-status.d \
  && install -d -m 0775 -o 1000 -g 0 /out/run/squid \
  && install -d -m 0755 /out/etc/squid/conf.d /out/etc/squid/ssl_cert
 
+# Stage: the SBOM (SPDX 2.3), written from what the runtime stage copies
+# in: the dpkg records of the base and of the squid stage, Deno and src/.
+FROM ${BUILDER_IMAGE} AS sbom
+COPY --from=deno /deno /usr/local/bin/deno
+COPY --from=runtime-base /var/lib/dpkg/status.d /in/status.d/base
+COPY --from=squid /out/var/lib/dpkg/status.d /in/status.d/squid
+COPY scripts/sbom.ts /in/sbom.ts
+COPY src/ /in/src/
+# Fixes the SBOM's "created" time when passed; unset, it is the epoch.
+ARG SOURCE_DATE_EPOCH
+RUN version=$(deno --version | awk 'NR == 1 {print $2}') \
+ && DENO_NO_UPDATE_CHECK=1 deno run --no-config --no-lock --no-remote --no-npm \
+      --allow-read=/in,/usr/local/bin/deno --allow-env=SOURCE_DATE_EPOCH \
+      /in/sbom.ts --status-dir /in/status.d/base --status-dir /in/status.d/squid \
+      --deno-version "$version" --deno-binary /usr/local/bin/deno --src /in/src \
+      >/sbom.spdx.json
+
 # Stage: the runtime. No shell, no package manager; USER 1000 in group 0
 # with group-writable state directories, so OpenShift's arbitrary UIDs work.
 FROM runtime-base
@@ -39,6 +56,7 @@ COPY --from=squid /out/ /
 COPY --from=deno /deno /usr/bin/deno
 COPY src/default-squid.conf /usr/share/cephaloproxy/squid.conf
 COPY src/ /opt/cephaloproxy/src/
+COPY --from=sbom /sbom.spdx.json /usr/share/cephaloproxy/sbom.spdx.json
 
 ENV HEALTH_PORT=8080 \
     SQUID_PORT=3128 \

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Print what the image holds: size, file count, the Debian packages its
 # dpkg records name, and every regular file no record covers (expected:
-# the entrypoint, Deno, the default config, passwd/group, the CA bundle
-# generated from ca-certificates, and the records themselves).
+# the entrypoint, Deno, the default config, the SBOM, passwd/group, the CA
+# bundle generated from ca-certificates, and the records themselves), and
+# what the SBOM lists.
 #   scripts/image-report.sh [IMAGE]   (default cephaloproxy:dev)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,6 +19,8 @@ cid=$("$docker" create "$image")
 tar -tvf "$work/rootfs.tar" >"$work/listing"
 mkdir "$work/root"
 tar -xf "$work/rootfs.tar" -C "$work/root" var/lib/dpkg/status.d
+sbom=usr/share/cephaloproxy/sbom.spdx.json
+tar -xf "$work/rootfs.tar" -C "$work/root" "$sbom" 2>/dev/null || true
 
 size=$("$docker" image inspect -f '{{.Size}}' "$image")
 files=$(grep -c '^-' "$work/listing")
@@ -41,3 +44,13 @@ grep '^-' "$work/listing" | awk '{print $6}' | sort -u >"$work/present"
 comm -23 "$work/present" "$work/covered" | grep -v '^var/lib/dpkg/status.d/' >"$work/extra" || true
 printf 'files without a dpkg record: %s\n' "$(wc -l <"$work/extra")"
 sed 's/^/  /' "$work/extra"
+
+# The SBOM the build wrote (scripts/sbom.ts): one line of counts.
+if [ -f "$work/root/$sbom" ]; then
+  printf 'SBOM             /%s: %s packages (%s Debian), %s entrypoint files\n' "$sbom" \
+    "$(grep -c '"SPDXID": "SPDXRef-Package-' "$work/root/$sbom")" \
+    "$(grep -c '"referenceLocator": "pkg:deb/' "$work/root/$sbom")" \
+    "$(grep -c '"fileName": ' "$work/root/$sbom")"
+else
+  printf 'SBOM             none at /%s\n' "$sbom"
+fi

@@ -59,7 +59,11 @@ async function main(argv: string[]): Promise<number> {
   const validation = await validate(settings, identity);
   if (validation.problems.length > 0) {
     for (const problem of validation.problems) log.error(problem);
-    log.error("Startup aborted: fix the errors above; nothing was started");
+    log.error(
+      settings.validateOnly
+        ? "Validation failed: fix the errors above"
+        : "Startup aborted: fix the errors above; nothing was started",
+    );
     return EXIT_INVALID;
   }
   const conf = validation.conf!;
