@@ -59,7 +59,14 @@ status="$out/var/lib/dpkg/status.d"
 mkdir -p "$status"
 pkgs=$(sort -u "$libs"; printf '%s\n' squid-openssl squid squid-common squid-langpack tini)
 for pkg in $(printf '%s\n' $pkgs | sort -u); do
-  dpkg-query -s "$pkg" | awk '/^Description:/{exit} {print}' >"$status/$pkg"
+  # Control fields up to Description, with Conffiles cut down to the
+  # files actually copied.
+  dpkg-query -s "$pkg" | awk -v list="$files" '
+    BEGIN { while ((getline f < list) > 0) kept[f] = 1 }
+    /^Description:/ { exit }
+    /^Conffiles:/ { conf = 1; print; next }
+    conf && /^ / { if ($1 in kept) print; next }
+    { conf = 0; print }' >"$status/$pkg"
   md5=/var/lib/dpkg/info/$pkg.md5sums
   [ -f "$md5" ] || md5=$(ls /var/lib/dpkg/info/"$pkg":*.md5sums 2>/dev/null | head -n 1)
   while read -r sum path; do
@@ -68,6 +75,10 @@ for pkg in $(printf '%s\n' $pkgs | sort -u); do
     fi
   done <"$md5" >"$status/$pkg.md5sums"
 done
+
+# No helper runs as root: pinger is setuid root in Debian, and without the
+# bit it simply gets no raw ICMP socket (pinger_enable off silences it).
+find "$out" -type f -perm /6000 -exec chmod ug-s {} +
 
 # Every copied file must be covered by a record: md5sums, or Conffiles.
 missing=0

@@ -53,7 +53,7 @@ static() {
 
 static fmt "$deno" fmt --check
 static lint "$deno" lint
-static check "$deno" check src/ tests/
+static check "$deno" check src/ tests/ scripts/
 
 suite unit "$deno" test --allow-read --allow-write --allow-run --allow-env \
   --allow-net --allow-sys tests/unit/ "$@"

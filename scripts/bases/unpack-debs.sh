@@ -21,12 +21,13 @@ for deb in ./*.deb; do
   # Docs, man pages and lintian overrides are not used at run time.
   find "x/$pkg/usr/share/doc" -type f ! -name copyright -delete 2>/dev/null || true
   rm -rf "x/$pkg/usr/share/man" "x/$pkg/usr/share/info" "x/$pkg/usr/share/lintian"
-  # Login banners run by a shell the runtime does not have.
-  rm -rf "x/$pkg/etc/update-motd.d"
+  # Scripts whose shell the runtime does not have.
+  rm -rf "x/$pkg/etc/update-motd.d" "x/$pkg/usr/sbin/update-ca-certificates"
   find "x/$pkg" -depth -type d -empty -delete
   [ -d "x/$pkg" ] && cp -a "x/$pkg/." "$root/"
   {
-    grep -v -E '^(Description|  |$)' "c/$pkg/control" || true
+    awk '/^Description:/ { skip = 1; next } skip && /^ / { next } { skip = 0 } /./' \
+      "c/$pkg/control"
     echo "Status: install ok installed"
     if [ -s "c/$pkg/conffiles" ]; then
       echo "Conffiles:"
