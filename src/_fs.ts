@@ -6,6 +6,8 @@ export function statOrUndefined(path: string): Deno.FileInfo | undefined {
     return Deno.statSync(path);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return undefined;
+    // A path through a regular file ("/etc/squid/squid.conf/x").
+    if (err instanceof Deno.errors.NotADirectory) return undefined;
     throw err;
   }
 }
@@ -18,6 +20,11 @@ export function exists(path: string): boolean {
 /** Whether the path is a regular file. */
 export function isFile(path: string): boolean {
   return statOrUndefined(path)?.isFile ?? false;
+}
+
+/** Whether the path is a directory. */
+export function isDirectory(path: string): boolean {
+  return statOrUndefined(path)?.isDirectory ?? false;
 }
 
 /** Removes a file or directory tree; absent is fine. */

@@ -11,10 +11,16 @@
  */
 
 import { exists, removeIfPresent } from "./_fs.ts";
+import { spawnOrExplain } from "./squid.ts";
 import { basename, dirname, join } from "node:path";
 
 /** The entries `security_file_certgen -c` creates. */
 const DB_ENTRIES = ["certs", "index.txt", "size"];
+
+/** Thrown when `security_file_certgen` fails to create the database. */
+export class CertDbError extends Error {
+  override name = "CertDbError";
+}
 
 /** What `ensureCertDb()` found and did. */
 export type CertDbResult = "present" | "created" | "repaired";
@@ -28,7 +34,7 @@ export function isCertDbComplete(dir: string): boolean {
  * Creates the database at `dir` unless complete, and makes it writable by
  * group 0 so any UID in that group can add certificates.
  *
- * @throws {Error} with the helper's output when creation fails.
+ * @throws {CertDbError} with the helper's output when creation fails.
  */
 export async function ensureCertDb(
   certgenBin: string,
@@ -63,17 +69,19 @@ export async function ensureCertDb(
 }
 
 async function runCertgen(bin: string, dir: string, size: string) {
-  const output = await new Deno.Command(bin, {
-    args: ["-c", "-s", dir, "-M", size],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+  const child = spawnOrExplain(bin, () =>
+    new Deno.Command(bin, {
+      args: ["-c", "-s", dir, "-M", size],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn());
+  const output = await child.output();
   if (!output.success) {
     const decoder = new TextDecoder();
     const text = (decoder.decode(output.stdout) +
       decoder.decode(output.stderr)).trim().replaceAll("\n", " ");
-    throw new Error(
+    throw new CertDbError(
       `Cannot create the SSL certificate database with ${bin}: ${text}`,
     );
   }

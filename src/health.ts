@@ -132,6 +132,7 @@ function takesWrite(dir: string): boolean {
   } catch (err) {
     if (err instanceof Deno.errors.PermissionDenied) return false;
     if (err instanceof Deno.errors.NotFound) return false;
+    if (err instanceof Deno.errors.NotADirectory) return false;
     if (isReadOnlyError(err)) return false;
     throw err;
   }

@@ -8,7 +8,7 @@
 
 import * as log from "./log.ts";
 import { needsCreation, sizeWarnings } from "./cache.ts";
-import { ensureCertDb } from "./cert_db.ts";
+import { CertDbError, ensureCertDb } from "./cert_db.ts";
 import { countActiveRequests } from "./cache_manager.ts";
 import { CacheInUseError, lockCacheDirs } from "./cache_lock.ts";
 import { createHealthHandler, proxyAccepts } from "./health.ts";
@@ -22,7 +22,12 @@ import {
   proxyAddress,
 } from "./required_paths.ts";
 import { readSettings, type Settings, USAGE } from "./settings.ts";
-import { createCacheDirs, problemLines, proxyArgs } from "./squid.ts";
+import {
+  createCacheDirs,
+  problemLines,
+  proxyArgs,
+  SpawnError,
+} from "./squid.ts";
 import { findAll, type SquidConf } from "./squid_conf.ts";
 import { watchSiblingDns } from "./sibling_dns.ts";
 import { Supervisor } from "./supervisor.ts";
@@ -197,7 +202,7 @@ async function prepareState(
       );
       log.info(`SSL certificate database ${result}: ${certDb.path}`);
     } catch (err) {
-      if (!(err instanceof Error)) throw err;
+      if (!(err instanceof CertDbError)) throw err;
       log.error(err.message);
       return false;
     }
@@ -247,6 +252,17 @@ function summary(validation: Validation): string {
     `${validation.sslBump ? "on" : "off"}, squid -k parse OK`;
 }
 
+/** Runs main() and turns a program that cannot start into its exit code. */
+async function runMain(argv: string[]): Promise<number> {
+  try {
+    return await main(argv);
+  } catch (err) {
+    if (!(err instanceof SpawnError)) throw err;
+    log.error(err.message);
+    return err.exitCode;
+  }
+}
+
 if (import.meta.main) {
-  Deno.exit(await main(Deno.args));
+  Deno.exit(await runMain(Deno.args));
 }

@@ -95,7 +95,8 @@ export function portTls(conf: SquidConf): PortTls[] {
       const value = (...keys: string[]) => {
         for (const option of options) {
           const [key, ...rest] = option.split("=");
-          if (keys.includes(key) && rest.length > 0) return rest.join("=");
+          const value = rest.join("=");
+          if (keys.includes(key) && value !== "") return value;
         }
         return undefined;
       };
@@ -145,7 +146,7 @@ export function certDbSize(conf: SquidConf): string {
   const directive = findAll(conf, "sslcrtd_program").at(-1);
   const words = directive ? args(directive) : [];
   const at = words.indexOf("-M");
-  return at === -1 ? "4MB" : words[at + 1];
+  return (at === -1 ? undefined : words[at + 1]) ?? "4MB";
 }
 
 /** The path Squid writes its PID to, or undefined for `none`. */

@@ -128,7 +128,7 @@ function readInteger(
   const raw = env(name);
   if (raw === undefined || raw === "") return fallback;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) {
+  if (!/^\d+$/.test(raw) || value < min || value > max) {
     throw new RangeError(
       `Invalid ${name}="${raw}": expected a whole number from ${min} ` +
         `to ${max}; fix or unset the environment variable`,

@@ -13,10 +13,47 @@ export interface SquidJob {
   lines: string[];
 }
 
-/** Exit code when the Squid binary is absent (as a shell reports it). */
+/** Exit code when a binary is absent (as a shell reports it). */
 export const EXIT_NOT_FOUND = 127;
-/** Exit code when the Squid binary cannot be executed. */
+/** Exit code when a binary cannot be executed. */
 export const EXIT_NOT_EXECUTABLE = 126;
+
+/** A program could not be started; `exitCode` is what a shell would use. */
+export class SpawnError extends Error {
+  override name = "SpawnError";
+  readonly exitCode: number;
+
+  constructor(message: string, exitCode: number) {
+    super(message);
+    this.exitCode = exitCode;
+  }
+}
+
+/**
+ * Runs `start`, turning the two errors of a program that cannot be
+ * started into a {@linkcode SpawnError} that names it.
+ */
+export function spawnOrExplain<T>(bin: string, start: () => T): T {
+  try {
+    return start();
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      throw new SpawnError(
+        `Cannot run "${bin}": the file does not exist; the image is ` +
+          "incomplete or the path is wrong",
+        EXIT_NOT_FOUND,
+      );
+    }
+    if (err instanceof Deno.errors.PermissionDenied) {
+      throw new SpawnError(
+        `Cannot run "${bin}": permission denied; it must be executable by ` +
+          "the container user",
+        EXIT_NOT_EXECUTABLE,
+      );
+    }
+    throw err;
+  }
+}
 
 /** Asks Squid to parse `configPath` without starting; returns its messages. */
 export function parseConfig(squidBin: string, configPath: string) {
@@ -34,12 +71,14 @@ export function proxyArgs(configPath: string, logLevel: number): string[] {
 }
 
 async function runJob(bin: string, args: string[]): Promise<SquidJob> {
-  const output = await new Deno.Command(bin, {
-    args,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+  const child = spawnOrExplain(bin, () =>
+    new Deno.Command(bin, {
+      args,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn());
+  const output = await child.output();
 
   const decoder = new TextDecoder();
   const text = decoder.decode(output.stdout) + decoder.decode(output.stderr);

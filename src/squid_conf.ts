@@ -9,8 +9,8 @@
  * @module
  */
 
-import { isFile } from "./_fs.ts";
-import { dirname, isAbsolute, join, resolve } from "node:path";
+import { isDirectory, isFile } from "./_fs.ts";
+import { isAbsolute, join, resolve } from "node:path";
 
 /** One word of a directive line; `quoted` marks a `"..."` parameter. */
 export interface Token {
@@ -129,6 +129,12 @@ function includeFiles(
   }
   for (const pattern of patterns) {
     const matches = expandGlob(resolve(pattern.text));
+    if (matches.length === 0 && isDirectory(resolve(pattern.text))) {
+      throw new SyntaxError(
+        `"include ${pattern.text}" at ${at} names a directory; ` +
+          `include "${pattern.text}/*.conf" instead`,
+      );
+    }
     if (matches.length === 0) {
       throw new Deno.errors.NotFound(
         `"include ${pattern.text}" at ${at} matches no file; ` +
@@ -145,11 +151,13 @@ function* logicalLines(text: string) {
   for (let i = 0; i < lines.length; i++) {
     const number = i + 1;
     let line = lines[i];
+    // Squid drops comment lines before it joins continuations.
+    if (line.trim().startsWith("#")) continue;
     while (line.endsWith("\\") && i + 1 < lines.length) {
       line = line.slice(0, -1) + lines[++i];
     }
     const trimmed = line.trim();
-    if (trimmed === "" || trimmed.startsWith("#")) continue;
+    if (trimmed === "") continue;
     yield { text: trimmed, number };
   }
 }
@@ -208,15 +216,7 @@ function evaluateCondition(tokens: Token[], at: string): boolean {
 
 /** Expands `*`, `?` and `[...]` in any path segment, sorted like glob(3). */
 export function expandGlob(pattern: string): string[] {
-  if (!/[*?[]/.test(pattern)) {
-    try {
-      Deno.statSync(pattern);
-      return [pattern];
-    } catch (err) {
-      if (err instanceof Deno.errors.NotFound) return [];
-      throw err;
-    }
-  }
+  if (!/[*?[]/.test(pattern)) return isFile(pattern) ? [pattern] : [];
 
   const parts = pattern.split("/").filter((part) => part !== "");
   let found = [isAbsolute(pattern) ? "/" : "."];
@@ -243,6 +243,7 @@ function readDirOrEmpty(dir: string): Deno.DirEntry[] {
     return [...Deno.readDirSync(dir)];
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return [];
+    if (err instanceof Deno.errors.NotADirectory) return [];
     throw err;
   }
 }
@@ -265,9 +266,4 @@ function globToRegExp(segment: string): RegExp {
     } else source += c.replace(/[.+^${}()|\\]/g, "\\$&");
   }
   return new RegExp(`^${source}$`);
-}
-
-/** The directory a relative path in `directive` resolves against. */
-export function baseDir(directive: Directive): string {
-  return dirname(directive.file);
 }

@@ -20,6 +20,7 @@
  */
 
 import * as log from "./log.ts";
+import { spawnOrExplain } from "./squid.ts";
 
 /** Log lines operators grep for, kept from the legacy image. */
 export const MSG_SHUTDOWN =
@@ -62,12 +63,14 @@ export class Supervisor {
 
   /** Spawns Squid with inherited stdio and returns its PID. */
   spawn(): number {
-    this.#child = new Deno.Command(this.#options.squidBin, {
-      args: this.#options.args,
-      stdin: "null",
-      stdout: "inherit",
-      stderr: "inherit",
-    }).spawn();
+    const bin = this.#options.squidBin;
+    this.#child = spawnOrExplain(bin, () =>
+      new Deno.Command(bin, {
+        args: this.#options.args,
+        stdin: "null",
+        stdout: "inherit",
+        stderr: "inherit",
+      }).spawn());
     this.#exit = this.#child.status.then((status) => {
       this.#status = status;
       return status;

@@ -167,7 +167,9 @@ export function writeMergedPem(pair: TlsPair, dest = LEGACY_MERGED_PEM) {
     Deno.renameSync(temp, dest);
   } catch (err) {
     removeIfPresent(temp);
-    if (err instanceof Deno.errors.PermissionDenied || isReadOnlyError(err)) {
+    const unwritable = err instanceof Deno.errors.PermissionDenied ||
+      err instanceof Deno.errors.NotFound || isReadOnlyError(err);
+    if (unwritable) {
       throw new TlsError(
         `Cannot write the merged certificate "${dest}" (${pair.origin}): ` +
           `${dirname(dest)} is not writable; mount a writable volume there`,
