@@ -64,6 +64,7 @@ ENV HEALTH_PORT=8080 \
     DENO_NO_UPDATE_CHECK=1 \
     DENO_NO_PROMPT=1 \
     NO_COLOR=1 \
+    SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
     DENO_DIR=/tmp/deno
 USER 1000:0
 WORKDIR /var/lib/squid

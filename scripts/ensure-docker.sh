@@ -22,7 +22,7 @@ if [ ! -x /usr/sbin/dockerd ] || [ ! -x /usr/bin/docker ]; then
   log "installing Debian's docker.io (and debootstrap for the base images)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2
-  apt-get install -y -qq docker.io debootstrap >&2
+  apt-get install -y -qq docker.io debootstrap docker-compose >&2
 fi
 
 log "starting dockerd in the background (log: /var/log/dockerd.log)"

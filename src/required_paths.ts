@@ -115,20 +115,32 @@ export function usesSslBump(conf: SquidConf): boolean {
   return portTls(conf).some((port) => port.sslBump);
 }
 
+/** Hosts an `http_port` may name and still be reached over loopback. */
+const LOOPBACK_REACHABLE = new Set([
+  "",
+  "0.0.0.0",
+  "::",
+  "127.0.0.1",
+  "localhost",
+]);
+
 /**
- * Where the first `http_port` listens, as an address a local client can
- * connect to: wildcard addresses become 127.0.0.1.
+ * Where the health checks reach the proxy: the first `http_port` that
+ * listens on a wildcard or loopback address, as 127.0.0.1:PORT. Undefined
+ * when there is no `http_port`; `null` when every one is bound elsewhere.
  */
 export function proxyAddress(
   conf: SquidConf,
-): { hostname: string; port: number } | undefined {
-  const first = findAll(conf, "http_port")[0];
-  if (!first) return undefined;
-  const match = /^(?:\[?([^\]]*?)\]?:)?(\d+)$/.exec(args(first)[0] ?? "");
-  if (!match) return undefined;
-  const host = match[1];
-  const wildcard = !host || host === "0.0.0.0" || host === "::";
-  return { hostname: wildcard ? "127.0.0.1" : host, port: Number(match[2]) };
+): { hostname: string; port: number } | null | undefined {
+  const ports = findAll(conf, "http_port");
+  if (ports.length === 0) return undefined;
+  for (const directive of ports) {
+    const match = /^(?:\[?([^\]]*?)\]?:)?(\d+)$/.exec(args(directive)[0] ?? "");
+    if (match && LOOPBACK_REACHABLE.has(match[1] ?? "")) {
+      return { hostname: "127.0.0.1", port: Number(match[2]) };
+    }
+  }
+  return null;
 }
 
 /** The cert DB directory from `sslcrtd_program ... -s DIR`. */

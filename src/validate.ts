@@ -15,7 +15,12 @@ import {
   writeGeneratedConfig,
 } from "./generated_config.ts";
 import * as log from "./log.ts";
-import { portTls, requiredPaths, usesSslBump } from "./required_paths.ts";
+import {
+  portTls,
+  proxyAddress,
+  requiredPaths,
+  usesSslBump,
+} from "./required_paths.ts";
 import type { Settings } from "./settings.ts";
 import { parseConfig, problemLines, warningLines } from "./squid.ts";
 import { readSquidConf, type SquidConf } from "./squid_conf.ts";
@@ -109,6 +114,13 @@ export async function validate(
   );
   result.pathsChecked = paths.length;
   result.problems.push(...checkPaths(paths, identity));
+  if (proxyAddress(conf) === null) {
+    result.problems.push(
+      "No http_port listens on 127.0.0.1 or on all addresses " +
+        `(${configPath}): the health checks reach Squid over loopback; ` +
+        'add "http_port 127.0.0.1:3128" (or another port) to squid.conf',
+    );
+  }
   if (result.problems.length > 0) return result;
 
   // SSL-bump certificate and key.

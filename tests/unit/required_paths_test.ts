@@ -130,24 +130,28 @@ Deno.test(
 );
 
 Deno.test(
-  "proxyAddress() turns the first http_port into a local address",
+  "proxyAddress() picks the first http_port reachable over loopback",
   sanitized({}),
   async (t) => {
-    const cases: [string[], { hostname: string; port: number } | undefined][] =
+    type Address = { hostname: string; port: number } | null | undefined;
+    const cases: [string[], Address][] = [
+      [["http_port 3128"], { hostname: "127.0.0.1", port: 3128 }],
+      [["http_port 0.0.0.0:3128"], { hostname: "127.0.0.1", port: 3128 }],
+      [["http_port 10.1.2.3:3129"], null],
       [
-        [["http_port 3128"], { hostname: "127.0.0.1", port: 3128 }],
-        [["http_port 0.0.0.0:3128"], { hostname: "127.0.0.1", port: 3128 }],
-        [["http_port 10.1.2.3:3129"], { hostname: "10.1.2.3", port: 3129 }],
-        [["http_port [::]:3128"], { hostname: "127.0.0.1", port: 3128 }],
-        [["http_port [::1]:8080"], { hostname: "::1", port: 8080 }],
-        [
-          ["http_port 8080 ssl-bump cert=/c.pem", "http_port 3128"],
-          { hostname: "127.0.0.1", port: 8080 },
-        ],
-        [["https_port 3129 cert=/c.pem"], undefined],
-        [["cache_mem 64 MB"], undefined],
-        [["http_port proxy.example:port"], undefined],
-      ];
+        ["http_port 10.1.2.3:3129", "http_port 127.0.0.1:3130"],
+        { hostname: "127.0.0.1", port: 3130 },
+      ],
+      [["http_port [::]:3128"], { hostname: "127.0.0.1", port: 3128 }],
+      [["http_port [::1]:8080"], null],
+      [
+        ["http_port 8080 ssl-bump cert=/c.pem", "http_port 3128"],
+        { hostname: "127.0.0.1", port: 8080 },
+      ],
+      [["https_port 3129 cert=/c.pem"], undefined],
+      [["cache_mem 64 MB"], undefined],
+      [["http_port proxy.example:port"], null],
+    ];
     for (const [lines, expected] of cases) {
       await t.step(lines.join(" / "), () => {
         assert.deepEqual(proxyAddress(confFromLines(lines)), expected);
