@@ -12,18 +12,25 @@ engine_answers() {
   return 1
 }
 
+# Debian packages the scripts and tests use: the engine and its client,
+# debootstrap for the base images, docker-compose for the compose test.
+missing=()
+[ -x /usr/sbin/dockerd ] && [ -x /usr/bin/docker ] || missing+=(docker.io)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v docker-compose >/dev/null || missing+=(docker-compose)
+if [ ${#missing[@]} -gt 0 ]; then
+  [ "$(id -u)" = 0 ] || die "missing ${missing[*]}; install them (as root: apt-get install ${missing[*]})"
+  log "installing Debian's ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq "${missing[@]}" >&2
+fi
+
 if engine_answers; then
   exit 0
 fi
 
-[ "$(id -u)" = 0 ] || die "no Docker engine answers and installing one needs root; start dockerd yourself"
-
-if [ ! -x /usr/sbin/dockerd ] || [ ! -x /usr/bin/docker ]; then
-  log "installing Debian's docker.io (and debootstrap for the base images)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >&2
-  apt-get install -y -qq docker.io debootstrap docker-compose >&2
-fi
+[ "$(id -u)" = 0 ] || die "no Docker engine answers and starting one needs root; start dockerd yourself"
 
 log "starting dockerd in the background (log: /var/log/dockerd.log)"
 nohup /usr/sbin/dockerd >/var/log/dockerd.log 2>&1 &
