@@ -35,42 +35,51 @@ const TEXT = { "content-type": "text/plain" };
 export function createHealthHandler(
   checks: HealthChecks,
 ): (request: Request) => Promise<Response> {
+  const accepts = sharedAcceptCheck(checks.proxy);
   return async function handleHealthRequest(request) {
     if (request.method !== "GET" && request.method !== "HEAD") {
-      return reply(405, "Method not allowed; use GET or HEAD\n", request, {
+      return reply(405, "Method not allowed; use GET or HEAD\n", {
         allow: "GET, HEAD",
       });
     }
 
     const path = new URL(request.url).pathname;
     if (path === "/health") {
-      const problems = await livenessProblems(checks);
+      const problems = await livenessProblems(checks, accepts);
       return problems.length === 0
-        ? reply(200, "OK\n", request)
-        : reply(503, problems.join("\n") + "\n", request);
+        ? reply(200, "OK\n")
+        : reply(503, problems.join("\n") + "\n");
     }
     if (path === "/ready") {
-      const problems = await readinessProblems(checks);
+      const problems = await readinessProblems(checks, accepts);
       return problems.length === 0
-        ? reply(200, "READY\n", request)
-        : reply(503, problems.join("\n") + "\n", request);
+        ? reply(200, "READY\n")
+        : reply(503, problems.join("\n") + "\n");
     }
     if (path === "/metrics" && checks.metrics) {
-      return reply(200, await checks.metrics(), request, {
+      return reply(200, await checks.metrics(), {
         "content-type": METRICS_CONTENT_TYPE,
       });
     }
-    return reply(404, "Not found; endpoints are /health and /ready\n", request);
+    return reply(404, "Not found; endpoints are /health and /ready\n");
   };
 }
 
-async function livenessProblems(checks: HealthChecks): Promise<string[]> {
+async function livenessProblems(
+  checks: HealthChecks,
+  accepts: () => Promise<boolean>,
+): Promise<string[]> {
   const squid = checks.squidProblem();
   if (squid) return [squid];
-  return await proxyAccepts(checks.proxy) ? [] : [notAccepting(checks)];
+  // Squid closes its port when it starts to drain; that is not a failure.
+  if (checks.draining()) return [];
+  return await accepts() ? [] : [notAccepting(checks)];
 }
 
-async function readinessProblems(checks: HealthChecks): Promise<string[]> {
+async function readinessProblems(
+  checks: HealthChecks,
+  accepts: () => Promise<boolean>,
+): Promise<string[]> {
   const problems: string[] = [];
   if (checks.draining()) {
     problems.push("Shutting down: not taking new requests");
@@ -78,7 +87,7 @@ async function readinessProblems(checks: HealthChecks): Promise<string[]> {
 
   const squid = checks.squidProblem();
   if (squid) problems.push(squid);
-  else if (!await proxyAccepts(checks.proxy)) {
+  else if (!await accepts()) {
     problems.push(notAccepting(checks));
   }
 
@@ -94,6 +103,28 @@ async function readinessProblems(checks: HealthChecks): Promise<string[]> {
 function notAccepting(checks: HealthChecks): string {
   const { hostname, port } = checks.proxy;
   return `Squid is not accepting connections on ${hostname}:${port}`;
+}
+
+/** A connect check younger than this answers concurrent requests. */
+const ACCEPT_CHECK_REUSE_MS = 1000;
+
+/**
+ * Returns a check of whether the proxy accepts connections that runs at
+ * most once a second however many clients ask: each check is a real
+ * connection Squid must accept, and under load a flood of them fills its
+ * accept queue.
+ */
+function sharedAcceptCheck(
+  address: { hostname: string; port: number },
+): () => Promise<boolean> {
+  let last: { at: number; result: Promise<boolean> } | undefined;
+  return () => {
+    const now = performance.now();
+    if (!last || now - last.at >= ACCEPT_CHECK_REUSE_MS) {
+      last = { at: now, result: proxyAccepts(address) };
+    }
+    return last.result;
+  };
 }
 
 /** Whether a TCP connection to the proxy opens within the timeout. */
@@ -152,9 +183,9 @@ function readable(path: string): boolean {
 function reply(
   status: number,
   body: string,
-  request: Request,
   headers: Record<string, string> = {},
 ): Response {
-  const init = { status, headers: { ...TEXT, ...headers } };
-  return new Response(request.method === "HEAD" ? null : body, init);
+  // Deno.serve drops the body of a HEAD reply itself and keeps the
+  // Content-Length of the GET, as HTTP asks.
+  return new Response(body, { status, headers: { ...TEXT, ...headers } });
 }

@@ -38,7 +38,8 @@ export class MetricsCollector {
   #source: MetricsSource;
   #last?: { at: number; text: string };
   #pending?: Promise<string>;
-  #hinted = false;
+  /** The kind of failure last explained in the log, to say each once. */
+  #hinted?: string;
 
   constructor(source: MetricsSource) {
     this.#source = source;
@@ -56,11 +57,11 @@ export class MetricsCollector {
   }
 
   async #collect(): Promise<string> {
+    // One page at a time, counters first: Squid counts a manager request
+    // when it ends, so a finished "info" would show up in the counters.
     const { proxy } = this.#source;
-    const [info, counters] = await Promise.all([
-      fetchManagerPage(proxy, "info"),
-      fetchManagerPage(proxy, "counters"),
-    ]);
+    const counters = await fetchManagerPage(proxy, "counters");
+    const info = await fetchManagerPage(proxy, "info");
     const certgen = this.#source.sslCertgen
       ? await fetchManagerPage(proxy, "sslcrtd")
       : undefined;
@@ -68,6 +69,7 @@ export class MetricsCollector {
     const out = new MetricsWriter();
     const failed = !info.ok ? info : !counters.ok ? counters : undefined;
     if (failed) this.#hint(failed);
+    else this.#hinted = undefined;
     out.gauge(
       "squid_up",
       "Whether Squid's cache manager answered",
@@ -85,8 +87,9 @@ export class MetricsCollector {
   }
 
   #hint(reply: { ok: false; reason: string; status?: number }): void {
-    if (this.#hinted) return;
-    this.#hinted = true;
+    const kind = reply.status === undefined ? "unreachable" : `${reply.status}`;
+    if (this.#hinted === kind) return;
+    this.#hinted = kind;
     const fix = reply.status === 403
       ? 'add "http_access allow localhost manager" before the first ' +
         '"http_access deny" line of squid.conf'

@@ -267,7 +267,7 @@ Deno.test({
 });
 
 Deno.test(
-  "createHealthHandler() answers HEAD with the status and no body",
+  "createHealthHandler() answers HEAD through Deno.serve with no body",
   sanitized(PERMISSIONS),
   async (t) => {
     using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -282,10 +282,22 @@ Deno.test(
     ];
     for (const [path, checks, status] of cases) {
       await t.step(`${path} ${status}`, async () => {
-        const reply = await ask(checks, path, "HEAD");
-        assert.deepEqual(
-          { status: reply.status, type: reply.type, body: reply.body },
-          { status, type: "text/plain", body: "" },
+        await using server = Deno.serve(
+          { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+          createHealthHandler(checks),
+        );
+        const url = `http://127.0.0.1:${server.addr.port}${path}`;
+        const get = await fetch(url);
+        const getBody = await get.text();
+        const head = await fetch(url, { method: "HEAD" });
+        const headBody = await head.text();
+
+        assert.equal(head.status, status);
+        assert.equal(head.headers.get("content-type"), "text/plain");
+        assert.equal(headBody, "");
+        assert.equal(
+          head.headers.get("content-length"),
+          String(new TextEncoder().encode(getBody).length),
         );
       });
     }
