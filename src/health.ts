@@ -109,21 +109,32 @@ function notAccepting(checks: HealthChecks): string {
 const ACCEPT_CHECK_REUSE_MS = 1000;
 
 /**
- * Returns a check of whether the proxy accepts connections that runs at
- * most once a second however many clients ask: each check is a real
- * connection Squid must accept, and under load a flood of them fills its
- * accept queue.
+ * Returns a check of whether the proxy accepts connections that connects
+ * at most once at a time, and at most once a second while Squid accepts,
+ * however many clients ask: each check is a real connection Squid must
+ * accept, and under load a flood of them fills its accept queue. A failed
+ * check is not reused once it has finished, so readiness turns 200 as soon
+ * as Squid listens.
  */
 function sharedAcceptCheck(
   address: { hostname: string; port: number },
 ): () => Promise<boolean> {
   let last: { at: number; result: Promise<boolean> } | undefined;
+  let lastSucceeded = false;
+  let pending = false;
   return () => {
     const now = performance.now();
-    if (!last || now - last.at >= ACCEPT_CHECK_REUSE_MS) {
-      last = { at: now, result: proxyAccepts(address) };
+    const fresh = last && (pending ||
+      (lastSucceeded && now - last.at < ACCEPT_CHECK_REUSE_MS));
+    if (!fresh) {
+      pending = true;
+      const result = proxyAccepts(address).then((ok) => {
+        lastSucceeded = ok;
+        return ok;
+      }).finally(() => pending = false);
+      last = { at: now, result };
     }
-    return last.result;
+    return last!.result;
   };
 }
 
