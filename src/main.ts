@@ -18,6 +18,7 @@ import {
   cacheMemBytes,
   certDbDir,
   certDbSize,
+  certgenChildren,
   pidFile,
   proxyAddress,
 } from "./required_paths.ts";
@@ -101,7 +102,7 @@ async function main(argv: string[]): Promise<number> {
     cacheDiskConfiguredBytes: cacheDirs(conf)
       .reduce((sum, dir) => sum + dir.sizeMb * MIB, 0),
     cacheMemConfiguredBytes: cacheMemBytes(conf),
-    sslCertgen: certDbDir(conf) !== undefined,
+    certgenHelpersMax: certDbDir(conf) ? certgenChildren(conf) : undefined,
     stats: {
       startTimeSeconds: STARTED_AT / 1000,
       startupSeconds: () => startupSeconds,

@@ -29,7 +29,13 @@ export interface MetricsSource {
   proxy: { hostname: string; port: number };
   cacheDiskConfiguredBytes: number;
   cacheMemConfiguredBytes: number;
-  sslCertgen: boolean;
+  /**
+   * The most certificate generator helpers Squid may run (the first value
+   * of `sslcrtd_children`), or undefined without SSL-bump. Squid 6 has no
+   * cache manager page for these helpers, so how many are busy is not
+   * known.
+   */
+  certgenHelpersMax?: number;
   stats: EntrypointStats;
 }
 
@@ -62,9 +68,6 @@ export class MetricsCollector {
     const { proxy } = this.#source;
     const counters = await fetchManagerPage(proxy, "counters");
     const info = await fetchManagerPage(proxy, "info");
-    const certgen = this.#source.sslCertgen
-      ? await fetchManagerPage(proxy, "sslcrtd")
-      : undefined;
 
     const out = new MetricsWriter();
     const failed = !info.ok ? info : !counters.ok ? counters : undefined;
@@ -78,7 +81,11 @@ export class MetricsCollector {
     if (info.ok && counters.ok) {
       writeSquidMetrics(out, info.text, counters.text, this.#source);
     }
-    if (certgen?.ok) writeCertgenMetrics(out, certgen.text);
+    out.gauge(
+      "squid_certgen_helpers_max",
+      "Certificate generator helpers Squid may run (sslcrtd_children)",
+      this.#source.certgenHelpersMax,
+    );
     writeEntrypointMetrics(out, this.#source.stats);
 
     const text = out.toString();
@@ -210,23 +217,6 @@ function writeSquidMetrics(
     "squid_uptime_seconds",
     "Seconds since Squid started",
     field("UP Time"),
-  );
-}
-
-function writeCertgenMetrics(out: MetricsWriter, page: string): void {
-  const active = /number active: (\d+) of (\d+)/.exec(page);
-  const busy = page.split("\n").filter((line) =>
-    /^\s*\d+\s+\d+\s+\d+.*\bB\b/.test(line)
-  );
-  out.gauge(
-    "squid_certgen_helpers_total",
-    "Certificate generator helpers running",
-    active ? Number(active[1]) : undefined,
-  );
-  out.gauge(
-    "squid_certgen_helpers_busy",
-    "Certificate generator helpers busy with a request",
-    busy.length,
   );
 }
 

@@ -161,6 +161,13 @@ export function certDbSize(conf: SquidConf): string {
   return (at === -1 ? undefined : words[at + 1]) ?? "4MB";
 }
 
+/** The first value of `sslcrtd_children` (Squid's default is 32). */
+export function certgenChildren(conf: SquidConf): number {
+  const directive = findAll(conf, "sslcrtd_children").at(-1);
+  const value = Number(directive ? args(directive)[0] : 32);
+  return Number.isInteger(value) ? value : 32;
+}
+
 /** The path Squid writes its PID to, or undefined for `none`. */
 export function pidFile(conf: SquidConf): RequiredPath | undefined {
   const directive = findAll(conf, "pid_filename").at(-1);

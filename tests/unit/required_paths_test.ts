@@ -3,6 +3,7 @@ import {
   cacheDirs,
   certDbDir,
   certDbSize,
+  certgenChildren,
   logFilePath,
   pidFile,
   portTls,
@@ -330,5 +331,18 @@ Deno.test(
         assert.equal(writableDirOf(path), dir);
       });
     }
+  },
+);
+
+Deno.test(
+  "certgenChildren() reads sslcrtd_children, defaulting to Squid's 32",
+  sanitized({}),
+  () => {
+    assert.equal(certgenChildren(confFromLines(["sslcrtd_children 5"])), 5);
+    assert.equal(
+      certgenChildren(confFromLines(["sslcrtd_children 8 startup=2 idle=1"])),
+      8,
+    );
+    assert.equal(certgenChildren(confFromLines(["http_port 3128"])), 32);
   },
 );
