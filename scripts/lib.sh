@@ -27,9 +27,19 @@ debian_mirror() {
 
 # docker_cli: a docker client that can build with BuildKit. The client
 # first on PATH may lack the buildx plugin; Debian's 20.10 client builds
-# with DOCKER_BUILDKIT=1.
+# with DOCKER_BUILDKIT=1. CEPHALOPROXY_DOCKER=podman (or a path to the
+# podman client) selects Podman instead, whose builds then keep Docker's
+# image format (BUILDAH_FORMAT below) and with it the HEALTHCHECK.
 docker_cli() {
   local c
+  case ${CEPHALOPROXY_DOCKER:-} in
+    podman | */podman)
+      c=$(command -v "$CEPHALOPROXY_DOCKER") \
+        || die "$CEPHALOPROXY_DOCKER not found; run scripts/ensure-podman.sh"
+      printf '%s\n' "$c"
+      return 0
+      ;;
+  esac
   for c in /usr/bin/docker "$(command -v docker 2>/dev/null)"; do
     [ -x "$c" ] || continue
     if "$c" buildx version >/dev/null 2>&1 || "$c" version --format '{{.Client.Version}}' 2>/dev/null | grep -q '^20\.'; then
@@ -41,3 +51,6 @@ docker_cli() {
 }
 
 export DOCKER_BUILDKIT=1
+# Podman (and Buildah) build Docker's image format rather than OCI's, which
+# has no HEALTHCHECK; Docker ignores this.
+export BUILDAH_FORMAT=docker

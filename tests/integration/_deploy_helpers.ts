@@ -10,12 +10,21 @@
 
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { dropEngineNoise, isPodman } from "./_engine.ts";
 
 /** The repository root. */
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 /** The Docker client; `scripts/test.sh` passes one that can build. */
 export const DOCKER = Deno.env.get("CEPHALOPROXY_DOCKER") ?? "docker";
+/** Whether {@linkcode DOCKER} is Podman's client rather than Docker's. */
+export const PODMAN = isPodman(DOCKER);
+/**
+ * What to add to `--read-only` for Docker's meaning: Podman would also
+ * mount its own tmpfs on /run, /tmp and /var/tmp, and the one on /run
+ * hides a `--tmpfs /var/run/squid` (/var/run is a link to /run).
+ */
+export const READ_ONLY_EXTRA = PODMAN ? ["--read-only-tmpfs=false"] : [];
 
 /** The image under test. */
 export const IMAGE = Deno.env.get("CEPHALOPROXY_IMAGE") ?? "cephaloproxy:dev";
@@ -67,7 +76,7 @@ export async function docker(...args: string[]): Promise<string> {
   if (result.code !== 0) {
     throw new Error(
       `docker ${args.join(" ")} failed (exit code ${result.code}): ` +
-        result.stderr.trim(),
+        dropEngineNoise(result.stderr).trim(),
     );
   }
   return result.stdout.trim();

@@ -20,11 +20,20 @@ import assert from "node:assert/strict";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createCa, createServerCert } from "./_certs.ts";
+import { dropEngineNoise, isPodman } from "./_engine.ts";
 
 /** The Docker client; not the one first on PATH, which may not fit. */
 export const DOCKER = Deno.env.get("CEPHALOPROXY_DOCKER") || "/usr/bin/docker";
 /** The image under test. */
 export const IMAGE = Deno.env.get("CEPHALOPROXY_IMAGE") || "cephaloproxy:test";
+/** Whether {@linkcode DOCKER} is Podman's client rather than Docker's. */
+export const PODMAN = isPodman(DOCKER);
+/**
+ * What to add to `--read-only` for Docker's meaning: Podman would also
+ * mount its own tmpfs on /run, /tmp and /var/tmp, and the one on /run
+ * hides a `--tmpfs /var/run/squid` (/var/run is a link to /run).
+ */
+export const READ_ONLY_EXTRA = PODMAN ? ["--read-only-tmpfs=false"] : [];
 
 /** Test options that switch on the sanitizers (off by default in Deno 2.8+). */
 export const SANITIZED = {
@@ -104,12 +113,17 @@ export async function run(
   }
 }
 
-/** Runs the Docker client; a non-zero exit is returned, not thrown. */
-export function docker(
+/**
+ * Runs the Docker (or Podman) client; a non-zero exit is returned, not
+ * thrown. Podman's own complaints about healthcheck timers are dropped
+ * from stderr (see {@linkcode dropEngineNoise}).
+ */
+export async function docker(
   args: string[],
   options: { timeoutMs?: number } = {},
 ): Promise<Output> {
-  return run(DOCKER, args, options);
+  const output = await run(DOCKER, args, options);
+  return { ...output, stderr: dropEngineNoise(output.stderr) };
 }
 
 /**
@@ -368,9 +382,11 @@ export class Lab implements AsyncDisposable {
       const suffix = mount.readOnly ? ":ro" : "";
       args.push(`--volume=${mount.host}:${mount.container}${suffix}`);
     }
-    for (const tmpfs of options.tmpfs ?? []) args.push(`--tmpfs=${tmpfs}`);
+    for (const tmpfs of options.tmpfs ?? []) {
+      args.push(`--tmpfs=${PODMAN ? podmanTmpfs(tmpfs) : tmpfs}`);
+    }
     if (options.user) args.push(`--user=${options.user}`);
-    if (options.readOnlyRoot) args.push("--read-only");
+    if (options.readOnlyRoot) args.push("--read-only", ...READ_ONLY_EXTRA);
     for (const [key, value] of Object.entries(options.env ?? {})) {
       args.push(`--env=${key}=${value}`);
     }
@@ -431,7 +447,16 @@ export class Lab implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     const problems: string[] = [];
     if (this.#containers.length > 0) {
-      const result = await docker(["rm", "--force", ...this.#containers]);
+      // Podman 4.3 stops at the first name it does not know (a `--rm`
+      // container that is gone) unless told to ignore it, and sends the
+      // stop signal and waits 10 s before SIGKILL; Docker kills at once.
+      const ignore = PODMAN ? ["--ignore", "--time=0"] : [];
+      const result = await docker([
+        "rm",
+        "--force",
+        ...ignore,
+        ...this.#containers,
+      ]);
       const leftovers = result.stderr.split("\n").filter((line) =>
         line.trim() !== "" && !line.includes("No such container")
       );
@@ -448,9 +473,43 @@ export class Lab implements AsyncDisposable {
   }
 }
 
+/**
+ * A `--tmpfs` value for Podman 4.3, which knows no `uid=` or `gid=`: its
+ * tmpfs is owned by root:0, so with `gid=0` dropped as well the directory
+ * keeps the group and mode the test asked for, and the image's user and
+ * OpenShift's arbitrary ones, all in group 0, write through the group.
+ */
+function podmanTmpfs(value: string): string {
+  const at = value.indexOf(":");
+  if (at < 0) return value;
+  const options = value.slice(at + 1).split(",");
+  if (options.some((option) => /^gid=(?!0$)/.test(option))) {
+    throw new Error(`Podman cannot make a tmpfs of another group: ${value}`);
+  }
+  const kept = options.filter((option) => !/^[ug]id=/.test(option));
+  return kept.length > 0
+    ? `${value.slice(0, at)}:${kept.join(",")}`
+    : value.slice(0, at);
+}
+
 /** Reads the host address Docker published for `port`, e.g. 127.0.0.1:49153. */
 async function publishedAddress(name: string, port: number): Promise<string> {
-  const text = await dockerOk(["port", name, `${port}/tcp`]);
+  let text = await dockerOk(["port", name, `${port}/tcp`]);
+  if (PODMAN && text === "") {
+    // Podman lists no ports once the container has exited, as one that
+    // refuses to start may have already; the host port is kept here.
+    const bindings = JSON.parse(
+      await dockerOk([
+        "inspect",
+        "--format",
+        "{{json .HostConfig.PortBindings}}",
+        name,
+      ]),
+    )[`${port}/tcp`] ?? [];
+    text = bindings.map((b: { HostIp: string; HostPort: string }) =>
+      `${b.HostIp}:${b.HostPort}`
+    ).join("\n");
+  }
   const address = text.split("\n").find((line) =>
     /^127\.0\.0\.1:\d+$/.test(line.trim())
   );

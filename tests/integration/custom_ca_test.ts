@@ -102,9 +102,11 @@ Deno.test({
             "--build-arg",
             `BUILDER_IMAGE=${LOCAL_BUILDER}`,
           );
+          // BUILDAH_FORMAT: Podman builds Docker's format, which keeps
+          // the HEALTHCHECK; Docker ignores it.
           const build = await run(DOCKER, args, {
             cwd: ROOT,
-            env: { DOCKER_BUILDKIT: "1" },
+            env: { DOCKER_BUILDKIT: "1", BUILDAH_FORMAT: "docker" },
           });
           assertEquals(build.code, 0, build.stderr);
         },

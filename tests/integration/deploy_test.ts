@@ -24,8 +24,10 @@ import {
   makeTempDir,
   type Output,
   parseYamlDocuments,
+  PODMAN,
   proxyRequest,
   publishedPort,
+  READ_ONLY_EXTRA,
   ROOT,
   run,
   SANITIZED,
@@ -66,11 +68,13 @@ function messages(log: string, level: "INFO" | "WARN" | "ERROR"): string[] {
 /**
  * A documented `docker run` with the test's image, names and free host
  * ports: `--name cephaloproxy` and `cephaloproxy-*` volumes get `prefix`,
- * `-p 127.0.0.1:H:C` becomes `-p 127.0.0.1::C`, `$PWD` becomes `cwd`.
+ * `-p 127.0.0.1:H:C` becomes `-p 127.0.0.1::C`, `$PWD` becomes `cwd`;
+ * under Podman `--read-only` keeps Docker's meaning ({@linkcode READ_ONLY_EXTRA}).
  */
 function adaptRun(words: string[], prefix: string, cwd = ""): string[] {
   assertEquals(words.slice(0, 2), ["docker", "run"]);
-  return words.slice(1).map((word, i, all) => {
+  return words.slice(1).flatMap((word, i, all) => {
+    if (word === "--read-only") return [word, ...READ_ONLY_EXTRA];
     if (word === "cephaloproxy:dev") return IMAGE;
     if (all[i - 1] === "--name" && word === "cephaloproxy") return prefix;
     if (all[i - 1] === "-p") {
@@ -113,9 +117,15 @@ async function startOrigin(dir: string, extra: string[] = []) {
 
 // ------------------------------------------------------------- Compose
 
-/** The Compose command here: the v2 plugin, else docker-compose v1. */
+/**
+ * The Compose command here: the v2 plugin, else docker-compose v1. Under
+ * Podman, `podman compose` or podman-compose; docker-compose would drive
+ * the Docker engine instead.
+ */
 async function findCompose(): Promise<string[] | undefined> {
-  const candidates = [[DOCKER, "compose"], ["docker-compose"]];
+  const candidates = PODMAN
+    ? [[DOCKER, "compose"], ["podman-compose"]]
+    : [[DOCKER, "compose"], ["docker-compose"]];
   for (const [cmd, ...args] of candidates) {
     try {
       const result = await run(cmd, [...args, "version"]);
@@ -744,7 +754,9 @@ async function replayPod(options: {
     "--group-add",
     String(fsGroup),
   ];
-  if (context.readOnlyRootFilesystem) args.push("--read-only");
+  if (context.readOnlyRootFilesystem) {
+    args.push("--read-only", ...READ_ONLY_EXTRA);
+  }
   if (context.allowPrivilegeEscalation === false) {
     args.push("--security-opt", "no-new-privileges");
   }

@@ -9,6 +9,7 @@ import {
   dockerOk,
   IMAGE,
   Lab,
+  PODMAN,
   SANITIZED,
   waitForReady,
 } from "./_harness.ts";
@@ -21,12 +22,25 @@ interface ImageConfig {
   ExposedPorts: Record<string, unknown>;
   Entrypoint: string[] | string;
   Healthcheck?: { Test: string[] };
+  StopSignal?: string;
 }
 
+/**
+ * The image's size and config. Podman 4 prints the whole array for
+ * `--format "{{json .}}"` and keeps the healthcheck of a Docker-format
+ * image beside the config rather than in it; both are read the same here.
+ */
 async function inspectImage(): Promise<{ Size: number; Config: ImageConfig }> {
-  return JSON.parse(
-    await dockerOk(["image", "inspect", "--format", "{{json .}}", IMAGE]),
-  );
+  if (!PODMAN) {
+    return JSON.parse(
+      await dockerOk(["image", "inspect", "--format", "{{json .}}", IMAGE]),
+    );
+  }
+  const [image] = JSON.parse(await dockerOk(["image", "inspect", IMAGE]));
+  return {
+    Size: image.Size,
+    Config: { ...image.Config, Healthcheck: image.Healthcheck },
+  };
 }
 
 Deno.test(
@@ -53,6 +67,11 @@ Deno.test(
     assert.equal(Config.Healthcheck?.Test[0], "CMD");
   },
 );
+
+Deno.test("image stops with SIGTERM", SANITIZED, async () => {
+  const { Config } = await inspectImage();
+  assert.equal(Config.StopSignal, "SIGTERM");
+});
 
 Deno.test("image is at most 150 MB", SANITIZED, async () => {
   const { Size } = await inspectImage();
@@ -99,5 +118,21 @@ Deno.test(
       const result = await docker(["exec", proxy.name, ...command]);
       assert.equal(result.code, 0, result.stderr);
     });
+
+    if (PODMAN) {
+      // Podman runs healthchecks from systemd timers; without systemd
+      // they run only on request.
+      await t.step("podman healthcheck run reports healthy", async () => {
+        const result = await docker(["healthcheck", "run", proxy.name]);
+        assert.equal(result.code, 0, `${result.stdout}${result.stderr}`);
+        const status = await dockerOk([
+          "inspect",
+          "--format",
+          "{{.State.Health.Status}}",
+          proxy.name,
+        ]);
+        assert.equal(status, "healthy");
+      });
+    }
   },
 );

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Make sure Podman can run the image as root on a host without systemd:
+# install Debian's podman, runc, aardvark-dns and netavark when missing,
+# and write /etc/containers/containers.conf when it is absent or differs.
+#   scripts/ensure-podman.sh
+#
+# The settings, and why (each measured on a Debian 12 host with cgroup v1
+# hybrid mode and no systemd):
+#   runtime = "runc"        crun refuses cgroup v1 hybrid mode.
+#   cgroup_manager          "cgroupfs": the systemd manager needs systemd.
+#   events_logger = "file"  journald is not there either.
+#   default_ulimits         Podman's defaults raise RLIMIT_NOFILE/NPROC
+#                           past what the runtime may set here; 16384 open
+#                           files (Squid wants many) and 32768 processes
+#                           fit under the host's hard limits (65536 fails).
+# Healthchecks: Podman schedules them with systemd timers, so here they
+# never run on their own; `podman healthcheck run CONTAINER` runs one.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+conf=/etc/containers/containers.conf
+want='# Written by CephaloProxy scripts/ensure-podman.sh; see that script.
+[containers]
+default_ulimits = [
+  "nofile=16384:16384",
+  "nproc=32768:32768",
+]
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+'
+
+missing=()
+[ -x /usr/bin/podman ] || missing+=(podman)
+command -v runc >/dev/null || [ -x /usr/sbin/runc ] || missing+=(runc)
+[ -x /usr/lib/podman/aardvark-dns ] || command -v aardvark-dns >/dev/null || missing+=(aardvark-dns)
+[ -x /usr/lib/podman/netavark ] || command -v netavark >/dev/null || missing+=(netavark)
+if [ ${#missing[@]} -gt 0 ]; then
+  [ "$(id -u)" = 0 ] || die "missing ${missing[*]}; install them (as root: apt-get install ${missing[*]})"
+  log "installing Debian's ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq "${missing[@]}" >&2
+fi
+
+if [ "$(cat "$conf" 2>/dev/null)" != "$(printf '%s' "$want")" ]; then
+  [ "$(id -u)" = 0 ] || die "$conf differs from what scripts/ensure-podman.sh writes; run it as root"
+  if [ -e "$conf" ]; then
+    cp "$conf" "$conf.bak"
+    log "replacing $conf (old one kept as $conf.bak)"
+  else
+    log "writing $conf"
+  fi
+  mkdir -p "$(dirname "$conf")"
+  printf '%s' "$want" >"$conf"
+fi
+
+podman info >/dev/null 2>&1 || die "podman info fails; see: podman info"
