@@ -11,8 +11,12 @@ import { needsCreation, sizeWarnings } from "./cache.ts";
 import { CertDbError, ensureCertDb } from "./cert_db.ts";
 import { countActiveRequests } from "./cache_manager.ts";
 import { CacheInUseError, lockCacheDirs } from "./cache_lock.ts";
-import { createHealthHandler, proxyAccepts } from "./health.ts";
-import { MetricsCollector } from "./metrics.ts";
+import {
+  createHealthHandler,
+  type HealthChecks,
+  proxyAccepts,
+} from "./health.ts";
+import { MetricsCollector, type MetricsSource } from "./metrics.ts";
 import {
   cacheDirs,
   cacheMemBytes,
@@ -93,31 +97,41 @@ async function main(argv: string[]): Promise<number> {
     args: proxyArgs(validation.configPath, settings.logLevel),
     drainMs: settings.drainSeconds * 1000,
     countActiveRequests: () => countActiveRequests(proxy),
-    validateReload: async () =>
-      (await validate(settings, currentIdentity())).problems,
+    validateReload: async () => {
+      const reload = await validate(settings, currentIdentity());
+      if (reload.problems.length === 0) useReloadedConfig(reload);
+      return reload.problems;
+    },
   });
   let startupSeconds: number | undefined;
-  const metrics = new MetricsCollector({
+  const source: MetricsSource = {
     proxy,
-    cacheDiskConfiguredBytes: cacheDirs(conf)
-      .reduce((sum, dir) => sum + dir.sizeMb * MIB, 0),
-    cacheMemConfiguredBytes: cacheMemBytes(conf),
-    certgenHelpersMax: certDbDir(conf) ? certgenChildren(conf) : undefined,
+    ...configuredSizes(conf),
     stats: {
       startTimeSeconds: STARTED_AT / 1000,
       startupSeconds: () => startupSeconds,
       reloads: () => supervisor.reloads(),
       reloadFailures: () => supervisor.reloadFailures(),
     },
-  });
-  const server = startHealthServer(settings, {
+  };
+  const metrics = new MetricsCollector(source);
+  const checks: HealthChecks = {
     squidProblem: () => supervisor.squidProblem(),
     draining: () => supervisor.draining(),
     proxy,
     cacheDirs: cacheDirs(conf).map((dir) => dir.path),
     configPath: validation.configPath,
     metrics: () => metrics.render(),
-  });
+  };
+  const server = startHealthServer(settings, checks);
+
+  // What readiness and metrics report follows a reloaded config; the proxy
+  // address stays the one Squid was started with.
+  function useReloadedConfig(reload: Validation): void {
+    checks.cacheDirs = cacheDirs(reload.conf!).map((dir) => dir.path);
+    checks.configPath = reload.configPath;
+    Object.assign(source, configuredSizes(reload.conf!));
+  }
 
   log.info("Starting Squid proxy...");
   logStartDetails(conf, proxy, settings);
@@ -142,6 +156,16 @@ async function main(argv: string[]): Promise<number> {
   for (const lock of locks) lock.close();
   log.info("Shutdown complete");
   return code;
+}
+
+/** The cache, memory and helper limits a config sets, for metrics. */
+function configuredSizes(conf: SquidConf) {
+  return {
+    cacheDiskConfiguredBytes: cacheDirs(conf)
+      .reduce((sum, dir) => sum + dir.sizeMb * MIB, 0),
+    cacheMemConfiguredBytes: cacheMemBytes(conf),
+    certgenHelpersMax: certDbDir(conf) ? certgenChildren(conf) : undefined,
+  };
 }
 
 function prepareLocks(conf: SquidConf): Deno.FsFile[] | undefined {
@@ -231,7 +255,7 @@ async function prepareState(
 
 function startHealthServer(
   settings: Settings,
-  checks: Parameters<typeof createHealthHandler>[0],
+  checks: HealthChecks,
 ): Deno.HttpServer {
   log.info(`Starting health check server on port ${settings.healthPort}...`);
   return Deno.serve({
