@@ -1,90 +1,87 @@
 /**
- * Helpers for the deployment, documentation and custom-CA tests: running
- * host commands and Docker, waiting on conditions, raw proxy requests,
- * test certificates, commands and files quoted in docs/, and a reader for
- * the YAML subset that deploy/ is written in. Independent of the other
- * integration tests' harness.
+ * Helpers for the deployment, documentation and custom-CA tests, on top of
+ * `_harness.ts` (Docker, waits, logs, ports) and `_certs.ts`: commands
+ * without a deadline, plain HTTP and raw proxy requests, commands and
+ * files quoted in docs/, and a reader for the YAML subset that deploy/ is
+ * written in.
  *
  * @module
  */
 
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { dropEngineNoise, isPodman } from "./_engine.ts";
+import {
+  docker as runDocker,
+  dockerOk,
+  type Output,
+  run as runCommand,
+  waitFor,
+} from "./_harness.ts";
 
 /** The repository root. */
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
-/** The Docker client; `scripts/test.sh` passes one that can build. */
-export const DOCKER = Deno.env.get("CEPHALOPROXY_DOCKER") ?? "docker";
-/** Whether {@linkcode DOCKER} is Podman's client rather than Docker's. */
-export const PODMAN = isPodman(DOCKER);
-/**
- * What to add to `--read-only` for Docker's meaning: Podman would also
- * mount its own tmpfs on /run, /tmp and /var/tmp, and the one on /run
- * hides a `--tmpfs /var/run/squid` (/var/run is a link to /run).
- */
-export const READ_ONLY_EXTRA = PODMAN ? ["--read-only-tmpfs=false"] : [];
-
-/** The image under test. */
+/** The image under test; by default the one the docs build and name. */
 export const IMAGE = Deno.env.get("CEPHALOPROXY_IMAGE") ?? "cephaloproxy:dev";
 
 /** The builder base that `scripts/build-bases.sh` makes locally. */
 export const LOCAL_BUILDER = "cephaloproxy-base/debian:trixie-slim";
 
-/** Test options with the op and resource sanitizers on. */
-export const SANITIZED = { sanitizeOps: true, sanitizeResources: true };
-
-/** What a finished command left. */
-export interface Output {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a host command to completion; never throws for a non-zero exit. */
-export async function run(
+/**
+ * Runs a host command to completion with no deadline, as image builds and
+ * Compose may take long; never throws for a non-zero exit.
+ */
+export function run(
   cmd: string,
   args: string[],
   options: { env?: Record<string, string>; cwd?: string } = {},
 ): Promise<Output> {
-  const output = await new Deno.Command(cmd, {
-    args,
-    env: options.env,
-    cwd: options.cwd,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+  return runCommand(cmd, args, { ...options, timeoutMs: Infinity });
 }
 
 /**
- * Runs the Docker client and returns its stdout, trimmed.
+ * Runs the Docker client with BuildKit on and no deadline, and returns its
+ * stdout, trimmed.
  *
  * @throws {Error} with Docker's stderr when it exits non-zero.
  */
-export async function docker(...args: string[]): Promise<string> {
-  const result = await run(DOCKER, args, {
+export function docker(...args: string[]): Promise<string> {
+  return dockerOk(args, {
     env: { DOCKER_BUILDKIT: "1" },
+    timeoutMs: Infinity,
   });
-  if (result.code !== 0) {
-    throw new Error(
-      `docker ${args.join(" ")} failed (exit code ${result.code}): ` +
-        dropEngineNoise(result.stderr).trim(),
-    );
-  }
-  return result.stdout.trim();
 }
 
 /** Runs Docker and ignores failure; for cleanup in `finally` blocks. */
 export async function dockerQuiet(...args: string[]): Promise<void> {
-  await run(DOCKER, args);
+  await runDocker(args, { timeoutMs: Infinity });
+}
+
+/**
+ * Runs `origin.ts` from `options.dir` with the image's Deno in a detached
+ * container `name`, the dir mounted read-only at /srv; `options.args` go
+ * before the mount, e.g. a network and an alias.
+ */
+export async function runOriginScript(
+  name: string,
+  options: { dir: string; args?: string[] },
+): Promise<void> {
+  await docker(
+    "run",
+    "-d",
+    "--name",
+    name,
+    ...(options.args ?? []),
+    "-v",
+    `${options.dir}:/srv:ro`,
+    "--entrypoint",
+    "/usr/bin/deno",
+    IMAGE,
+    "run",
+    "--allow-net",
+    "--allow-read=/srv",
+    "/srv/origin.ts",
+  );
 }
 
 /** A name no other test run uses, for containers, networks and volumes. */
@@ -104,27 +101,6 @@ export async function writeReadable(path: string, text: string) {
   await Deno.mkdir(dirname(path), { recursive: true, mode: 0o755 });
   await Deno.writeTextFile(path, text);
   await Deno.chmod(path, 0o644);
-}
-
-/**
- * Polls `condition` until it returns a value other than undefined.
- *
- * @throws {Error} naming `what` when the deadline passes first.
- */
-export async function waitFor<T>(
-  what: string,
-  condition: () => Promise<T | undefined>,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = AbortSignal.timeout(timeoutMs);
-  while (true) {
-    const value = await condition();
-    if (value !== undefined) return value;
-    if (deadline.aborted) {
-      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 /** A parsed HTTP response. */
@@ -225,141 +201,6 @@ function dechunk(text: string): string {
     out += rest.slice(lineEnd + 2, lineEnd + 2 + size);
     rest = rest.slice(lineEnd + 4 + size);
   }
-}
-
-/** The host port Docker published for a container port. */
-export async function publishedPort(
-  container: string,
-  containerPort: number,
-): Promise<number> {
-  const text = await docker("port", container, `${containerPort}/tcp`);
-  return Number(text.split("\n")[0].split(":").at(-1));
-}
-
-/** A container's log, stdout and stderr together. */
-export async function containerLogs(container: string): Promise<string> {
-  const result = await run(DOCKER, ["logs", container]);
-  return result.stdout + result.stderr;
-}
-
-/** Waits until the container has exited; returns its exit code. */
-export function waitForExit(container: string, timeoutMs = 60_000) {
-  return waitFor(`container ${container} to exit`, async () => {
-    const state = await docker(
-      "inspect",
-      "--format",
-      "{{.State.Status}} {{.State.ExitCode}}",
-      container,
-    );
-    const [status, code] = state.split(" ");
-    return status === "exited" ? Number(code) : undefined;
-  }, timeoutMs);
-}
-
-// ---------------------------------------------------------------- openssl
-
-/** A certificate and key as host paths. */
-export interface KeyPair {
-  cert: string;
-  key: string;
-}
-
-async function openssl(args: string[], cwd?: string): Promise<void> {
-  const result = await run("openssl", args, { cwd });
-  if (result.code !== 0) {
-    throw new Error(`openssl ${args[0]} failed: ${result.stderr.trim()}`);
-  }
-}
-
-/** Makes a private CA, `name.crt` and `name.key` in `dir`. */
-export async function makeCa(dir: string, name: string): Promise<KeyPair> {
-  const pair = {
-    cert: join(dir, `${name}.crt`),
-    key: join(dir, `${name}.key`),
-  };
-  const config = join(dir, `${name}.cnf`);
-  await Deno.writeTextFile(
-    config,
-    "[req]\ndistinguished_name = dn\n[dn]\n[ext]\n" +
-      "basicConstraints = critical, CA:TRUE\n" +
-      "keyUsage = critical, keyCertSign, cRLSign\n" +
-      "subjectKeyIdentifier = hash\n",
-  );
-  await openssl([
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-noenc",
-    "-sha256",
-    "-days",
-    "2",
-    "-subj",
-    `/CN=${name}`,
-    "-config",
-    config,
-    "-extensions",
-    "ext",
-    "-keyout",
-    pair.key,
-    "-out",
-    pair.cert,
-  ]);
-  return pair;
-}
-
-/** Makes `server.crt` and `server.key` in `dir` for `hostname`, by `ca`. */
-export async function makeServerCert(
-  dir: string,
-  ca: KeyPair,
-  hostname: string,
-): Promise<KeyPair> {
-  await Deno.mkdir(dir, { recursive: true, mode: 0o755 });
-  const pair = { cert: join(dir, "server.crt"), key: join(dir, "server.key") };
-  const request = join(dir, "server.csr");
-  const extensions = join(dir, "server.ext");
-  await Deno.writeTextFile(
-    extensions,
-    "basicConstraints = critical, CA:FALSE\n" +
-      "keyUsage = critical, digitalSignature, keyEncipherment\n" +
-      "extendedKeyUsage = serverAuth\n" +
-      `subjectAltName = DNS:${hostname}\n`,
-  );
-  await openssl([
-    "req",
-    "-new",
-    "-newkey",
-    "rsa:2048",
-    "-noenc",
-    "-subj",
-    `/CN=${hostname}`,
-    "-keyout",
-    pair.key,
-    "-out",
-    request,
-  ]);
-  await openssl([
-    "x509",
-    "-req",
-    "-in",
-    request,
-    "-sha256",
-    "-days",
-    "2",
-    "-CA",
-    ca.cert,
-    "-CAkey",
-    ca.key,
-    "-set_serial",
-    "0x" + crypto.randomUUID().replaceAll("-", "").slice(0, 16),
-    "-extfile",
-    extensions,
-    "-out",
-    pair.cert,
-  ]);
-  await Deno.chmod(pair.cert, 0o644);
-  await Deno.chmod(pair.key, 0o644);
-  return pair;
 }
 
 // ------------------------------------------------------------- documents

@@ -59,8 +59,8 @@ export const FIXTURES = fileURLToPath(
   new URL("../fixtures/integration/", import.meta.url),
 );
 
-/** Marks every container and network a test creates. */
-const LABEL = "cephaloproxy-test=1";
+/** Marks every container, network and volume a test creates. */
+export const LABEL = "cephaloproxy-test=1";
 /** How long a container may take to become ready or to exit. */
 const START_TIMEOUT_MS = 30_000;
 /** The default deadline for one docker or curl command. */
@@ -75,22 +75,36 @@ export interface Output {
   bytes: Uint8Array;
 }
 
+/** How to run a command; everything is optional. */
+export interface RunOptions {
+  /** The deadline; `Infinity` for none. */
+  timeoutMs?: number;
+  /** Variables added to the inherited environment. */
+  env?: Record<string, string>;
+  cwd?: string;
+}
+
 /**
- * Runs a command to completion, killing it at the deadline.
+ * Runs a command to completion, killing it at the deadline; a non-zero
+ * exit is returned, not thrown.
  *
  * @throws {Error} when the deadline passes.
  */
 export async function run(
   command: string,
   args: string[],
-  options: { timeoutMs?: number } = {},
+  options: RunOptions = {},
 ): Promise<Output> {
   const timeoutMs = options.timeoutMs ?? COMMAND_TIMEOUT_MS;
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  const timer = Number.isFinite(timeoutMs)
+    ? setTimeout(() => controller.abort(), timeoutMs)
+    : undefined;
   try {
     const output = await new Deno.Command(command, {
       args,
+      env: options.env,
+      cwd: options.cwd,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -120,7 +134,7 @@ export async function run(
  */
 export async function docker(
   args: string[],
-  options: { timeoutMs?: number } = {},
+  options: RunOptions = {},
 ): Promise<Output> {
   const output = await run(DOCKER, args, options);
   return { ...output, stderr: dropEngineNoise(output.stderr) };
@@ -131,8 +145,11 @@ export async function docker(
  *
  * @throws {Error} with the client's stderr when it exits non-zero.
  */
-export async function dockerOk(args: string[]): Promise<string> {
-  const result = await docker(args);
+export async function dockerOk(
+  args: string[],
+  options: RunOptions = {},
+): Promise<string> {
+  const result = await docker(args, options);
   if (result.code !== 0) {
     throw new Error(
       `docker ${args.join(" ")} failed (exit code ${result.code}): ` +
@@ -295,8 +312,6 @@ export class Lab implements AsyncDisposable {
   async startOrigin(options: { https?: boolean } = {}): Promise<Origin> {
     const name = this.containerName("origin");
     const root = await this.makeDir("origin");
-    await Deno.copyFile(join(FIXTURES, "origin.ts"), join(root, "origin.ts"));
-    await Deno.chmod(join(root, "origin.ts"), 0o644);
     let caCertPath: string | undefined;
     if (options.https) {
       const ca = await createCa(join(this.dir, "origin-ca"), "Origin CA");
@@ -305,27 +320,10 @@ export class Lab implements AsyncDisposable {
       caCertPath = ca.certPath;
     }
 
-    const aliases = ORIGIN_HOSTS.map((host) => `--network-alias=${host}`);
-    await dockerOk([
-      "run",
-      "--detach",
-      `--name=${name}`,
-      `--label=${LABEL}`,
-      `--network=${this.network}`,
-      ...aliases,
-      `--publish=127.0.0.1::${ORIGIN_HTTP_PORT}`,
-      `--volume=${root}:/srv/origin:ro`,
-      "--entrypoint=/usr/bin/deno",
-      IMAGE,
-      ...["run", "--no-config", "--no-lock", "--allow-net"],
-      "--allow-read=/srv/origin",
-      "/srv/origin/origin.ts",
-      name,
-    ]);
     const origin: Origin = {
       name,
       banner: `CephaloProxy test origin ${name}`,
-      directUrl: `http://${await publishedAddress(name, ORIGIN_HTTP_PORT)}`,
+      directUrl: await this.runOrigin(name, { root, hosts: ORIGIN_HOSTS }),
       caCertPath,
     };
     await waitFor(`origin ${name} to answer`, async () => {
@@ -336,6 +334,38 @@ export class Lab implements AsyncDisposable {
       });
     });
     return origin;
+  }
+
+  /**
+   * Runs `tests/fixtures/integration/origin.ts` as container `name` on the
+   * lab's network under every name in `hosts`, serving from `root` (HTTPS
+   * too when `root/tls/` holds a certificate); returns the
+   * `http://127.0.0.1:PORT` of its published HTTP port. Does not wait.
+   */
+  async runOrigin(
+    name: string,
+    options: { root: string; hosts: string[] },
+  ): Promise<string> {
+    const script = join(options.root, "origin.ts");
+    await Deno.copyFile(join(FIXTURES, "origin.ts"), script);
+    await Deno.chmod(script, 0o644);
+    await dockerOk([
+      "run",
+      "--detach",
+      `--name=${name}`,
+      `--label=${LABEL}`,
+      `--network=${this.network}`,
+      ...options.hosts.map((host) => `--network-alias=${host}`),
+      `--publish=127.0.0.1::${ORIGIN_HTTP_PORT}`,
+      `--volume=${options.root}:/srv/origin:ro`,
+      "--entrypoint=/usr/bin/deno",
+      IMAGE,
+      ...["run", "--no-config", "--no-lock", "--allow-net"],
+      "--allow-read=/srv/origin",
+      "/srv/origin/origin.ts",
+      name,
+    ]);
+    return `http://${await publishedAddress(name, ORIGIN_HTTP_PORT)}`;
   }
 
   /**
@@ -493,7 +523,10 @@ function podmanTmpfs(value: string): string {
 }
 
 /** Reads the host address Docker published for `port`, e.g. 127.0.0.1:49153. */
-async function publishedAddress(name: string, port: number): Promise<string> {
+export async function publishedAddress(
+  name: string,
+  port: number,
+): Promise<string> {
   let text = await dockerOk(["port", name, `${port}/tcp`]);
   if (PODMAN && text === "") {
     // Podman lists no ports once the container has exited, as one that
@@ -517,6 +550,15 @@ async function publishedAddress(name: string, port: number): Promise<string> {
     throw new Error(`${name} has no 127.0.0.1 address for ${port}: ${text}`);
   }
   return address.trim();
+}
+
+/** The host port Docker published on 127.0.0.1 for `port`. */
+export async function publishedPort(
+  name: string,
+  port: number,
+): Promise<number> {
+  const address = await publishedAddress(name, port);
+  return Number(address.split(":")[1]);
 }
 
 /** Returns the origin's request counts by path, read past the proxy. */
@@ -548,7 +590,10 @@ export async function allLogs(name: string): Promise<string> {
   return `${stdout}\n${stderr}`;
 }
 
-async function containerState(name: string) {
+/** The container's state and exit code, from `docker inspect`. */
+export async function containerState(
+  name: string,
+): Promise<{ status: string; code: number }> {
   const text = await dockerOk([
     "inspect",
     "--format",

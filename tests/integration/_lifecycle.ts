@@ -17,12 +17,17 @@ import { type CertFiles, createServerCert } from "./_certs.ts";
 import {
   docker,
   dockerOk,
-  FIXTURES,
-  IMAGE,
   type Lab,
+  LABEL,
+  ORIGIN_HTTP_PORT,
+  ORIGIN_HTTPS_PORT,
   type Proxy,
+  publishedAddress,
   waitFor,
 } from "./_harness.ts";
+
+/** `127.0.0.1:PORT`, where Docker published the container's `port`. */
+export { publishedAddress as hostAddress };
 
 /** The sidecar image: Debian 13 minbase with bash and coreutils. */
 export const SIDECAR_IMAGE = Deno.env.get("CEPHALOPROXY_SIDECAR_IMAGE") ||
@@ -31,18 +36,15 @@ export const SIDECAR_IMAGE = Deno.env.get("CEPHALOPROXY_SIDECAR_IMAGE") ||
 /** The name the streaming origin answers to on a lab's network. */
 export const STREAM_ORIGIN_HOST = "stream.test";
 /** The streaming origin's port inside its container. */
-export const STREAM_ORIGIN_PORT = 8000;
+export const STREAM_ORIGIN_PORT = ORIGIN_HTTP_PORT;
 
-/** The harness's label, so that leftovers are found the same way. */
-const LABEL = "cephaloproxy-test=1";
-const ORIGIN_SCRIPT = join(FIXTURES, "lifecycle", "origin.ts");
 const SIDECAR_TIMEOUT_MS = 30_000;
 const POLL_STEP_MS = 100;
 
 /** The streaming origin's HTTPS port, when it has a certificate. */
-export const STREAM_ORIGIN_HTTPS_PORT = 8443;
+export const STREAM_ORIGIN_HTTPS_PORT = ORIGIN_HTTPS_PORT;
 
-/** A running streaming origin (`tests/fixtures/integration/lifecycle`). */
+/** A running streaming origin (`tests/fixtures/integration/origin.ts`). */
 export interface StreamOrigin {
   name: string;
   /** `http://127.0.0.1:PORT`, the origin reached past the proxy. */
@@ -68,29 +70,11 @@ export async function startStreamOrigin(
 ): Promise<StreamOrigin> {
   const name = lab.containerName("stream-origin");
   const root = await lab.makeDir(name);
-  await Deno.copyFile(ORIGIN_SCRIPT, join(root, "origin.ts"));
-  await Deno.chmod(join(root, "origin.ts"), 0o644);
   const hosts = [STREAM_ORIGIN_HOST, ...(options.hosts ?? [])];
   if (options.ca) {
     await createServerCert(join(root, "tls"), options.ca, hosts);
   }
-
-  await dockerOk([
-    "run",
-    "--detach",
-    `--name=${name}`,
-    `--label=${LABEL}`,
-    `--network=${lab.network}`,
-    ...hosts.map((host) => `--network-alias=${host}`),
-    `--publish=127.0.0.1::${STREAM_ORIGIN_PORT}`,
-    `--volume=${root}:/srv/origin:ro`,
-    "--entrypoint=/usr/bin/deno",
-    IMAGE,
-    ...["run", "--no-config", "--no-lock", "--allow-net"],
-    "--allow-read=/srv/origin",
-    "/srv/origin/origin.ts",
-  ]);
-  const directUrl = `http://${await hostAddress(name, STREAM_ORIGIN_PORT)}`;
+  const directUrl = await lab.runOrigin(name, { root, hosts });
   await waitFor(`origin ${name} to answer`, async () => {
     try {
       const response = await fetch(`${directUrl}/`);
@@ -103,17 +87,6 @@ export async function startStreamOrigin(
     }
   });
   return { name, directUrl };
-}
-
-/** `127.0.0.1:PORT`, where Docker published the container's `port`. */
-export async function hostAddress(name: string, port: number) {
-  const text = await dockerOk(["port", name, `${port}/tcp`]);
-  const line = text.split("\n").map((entry) => entry.trim())
-    .find((entry) => /^127\.0\.0\.1:\d+$/.test(entry));
-  if (!line) {
-    throw new Error(`${name} has no 127.0.0.1 address for ${port}: ${text}`);
-  }
-  return line;
 }
 
 /** One process as `/proc/PID/stat` shows it. */

@@ -10,7 +10,9 @@
 import {
   docker,
   dockerOk,
+  LABEL,
   type Proxy,
+  publishedAddress,
   readContainerFile,
   waitFor,
 } from "./_harness.ts";
@@ -211,7 +213,7 @@ export class Volumes implements AsyncDisposable {
   /** Creates an empty named volume; Docker seeds it from the image. */
   async create(role: string): Promise<string> {
     const name = `${this.#prefix}-${role}`;
-    await dockerOk(["volume", "create", "--label=cephaloproxy-test=1", name]);
+    await dockerOk(["volume", "create", `--label=${LABEL}`, name]);
     this.#names.push(name);
     return name;
   }
@@ -234,17 +236,10 @@ export class Volumes implements AsyncDisposable {
  * when a stopped container is started again.
  */
 export async function publishedProxy(name: string): Promise<Proxy> {
-  async function address(port: number): Promise<string> {
-    const text = await dockerOk(["port", name, `${port}/tcp`]);
-    const found = text.split("\n").map((line) => line.trim())
-      .find((line) => /^127\.0\.0\.1:\d+$/.test(line));
-    if (!found) throw new Error(`${name} publishes no 127.0.0.1:${port}`);
-    return found;
-  }
   return {
     name,
-    proxyUrl: `http://${await address(3128)}`,
-    healthUrl: `http://${await address(8080)}`,
+    proxyUrl: `http://${await publishedAddress(name, 3128)}`,
+    healthUrl: `http://${await publishedAddress(name, 8080)}`,
   };
 }
 
@@ -309,20 +304,6 @@ export async function waitForAccessEntry(
     const entries = parseAccessLog(text).filter((entry) => entry.url === url);
     return entries.length >= count ? entries : undefined;
   }, 10_000);
-}
-
-/** The container's state and exit code, from `docker inspect`. */
-export async function containerState(
-  name: string,
-): Promise<{ status: string; code: number }> {
-  const text = await dockerOk([
-    "inspect",
-    "--format",
-    "{{.State.Status}} {{.State.ExitCode}}",
-    name,
-  ]);
-  const [status, code] = text.split(" ");
-  return { status, code: Number(code) };
 }
 
 /** Scrapes `/metrics` as soon as the health port answers, and returns it. */

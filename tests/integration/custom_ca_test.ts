@@ -10,22 +10,19 @@ import {
   ok as assert,
 } from "node:assert/strict";
 import { join } from "node:path";
+import { createCa, createServerCert } from "./_certs.ts";
+import { allLogs, DOCKER, publishedPort, SANITIZED } from "./_harness.ts";
 import {
-  containerLogs,
   docBlock,
-  DOCKER,
   docker,
   dockerQuiet,
   IMAGE,
   LOCAL_BUILDER,
-  makeCa,
-  makeServerCert,
   makeTempDir,
   proxyRequest,
-  publishedPort,
   ROOT,
   run,
-  SANITIZED,
+  runOriginScript,
   shellWords,
   uniqueName,
   waitFor200,
@@ -75,14 +72,16 @@ Deno.test({
     try {
       // A private CA, an origin certificate it signed, and the build
       // context the docs describe: a directory of *.crt files.
-      const ca = await makeCa(dir, "corp-root-ca");
-      const origin = await makeServerCert(join(dir, "origin"), ca, ORIGIN_HOST);
+      const ca = await createCa(join(dir, "ca"), "corp-root-ca");
+      const origin = await createServerCert(join(dir, "origin"), ca, [
+        ORIGIN_HOST,
+      ]);
       await Deno.chmod(join(dir, "origin"), 0o755);
       await writeReadable(join(dir, "origin", "origin.ts"), ORIGIN_SCRIPT);
       await Deno.mkdir(join(dir, "my-cas"), { mode: 0o755 });
-      await Deno.copyFile(ca.cert, join(dir, "my-cas", "corp-root-ca.crt"));
+      await Deno.copyFile(ca.certPath, join(dir, "my-cas", "corp-root-ca.crt"));
       await writeReadable(join(dir, "squid.conf"), SQUID_CONF);
-      assert(origin.cert.endsWith("server.crt"));
+      assert(origin.certPath.endsWith("server.crt"));
 
       await t.step(
         "the documented build command builds the example",
@@ -131,7 +130,7 @@ Deno.test({
 
           const bundle = await readBundle(extended);
           const base = await readBundle(IMAGE);
-          const pem = (await Deno.readTextFile(ca.cert)).trim();
+          const pem = (await Deno.readTextFile(ca.certPath)).trim();
           assert(bundle.includes(pem), "the private CA is not in the bundle");
           assert(!base.includes(pem));
         },
@@ -141,25 +140,10 @@ Deno.test({
       await docker("network", "create", network);
       const originName = uniqueName("cpca-origin");
       containers.push(originName);
-      await docker(
-        "run",
-        "-d",
-        "--name",
-        originName,
-        "--network",
-        network,
-        "--network-alias",
-        ORIGIN_HOST,
-        "-v",
-        `${join(dir, "origin")}:/srv:ro`,
-        "--entrypoint",
-        "/usr/bin/deno",
-        IMAGE,
-        "run",
-        "--allow-net",
-        "--allow-read=/srv",
-        "/srv/origin.ts",
-      );
+      await runOriginScript(originName, {
+        dir: join(dir, "origin"),
+        args: ["--network", network, "--network-alias", ORIGIN_HOST],
+      });
 
       const startProxy = async (image: string) => {
         const name = uniqueName("cpca-proxy");
@@ -215,7 +199,7 @@ Deno.test({
         assert(
           log.includes(`verification failure: 20 ${VERIFY_FAILURE}`),
           `no verification failure in cache.log:\n${log.slice(-2000)}\n` +
-            await containerLogs(proxy.name),
+            await allLogs(proxy.name),
         );
       });
     } finally {

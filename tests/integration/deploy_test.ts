@@ -13,31 +13,37 @@ import {
 } from "node:assert/strict";
 import { join } from "node:path";
 import {
-  containerLogs,
-  docBlock,
+  allLogs,
   DOCKER,
+  type Output,
+  PODMAN,
+  publishedPort,
+  READ_ONLY_EXTRA,
+  SANITIZED,
+  waitFor,
+  waitForExit,
+} from "./_harness.ts";
+import {
+  docBlock,
   docker,
   dockerQuiet,
   followSslBumpComment,
   httpGet,
   IMAGE,
   makeTempDir,
-  type Output,
   parseYamlDocuments,
-  PODMAN,
   proxyRequest,
-  publishedPort,
-  READ_ONLY_EXTRA,
   ROOT,
   run,
-  SANITIZED,
+  runOriginScript,
   shellWords,
   uniqueName,
-  waitFor,
   waitFor200,
-  waitForExit,
   writeReadable,
 } from "./_deploy_helpers.ts";
+
+/** The deadline of the waits here, longer than the harness's default. */
+const WAIT_MS = 60_000;
 
 // deno-lint-ignore no-explicit-any
 type Doc = any;
@@ -93,25 +99,10 @@ function withContainer(script: string, name: string): string {
 }
 
 /** A container of the image serving ORIGIN_SCRIPT on port 8000. */
-async function startOrigin(dir: string, extra: string[] = []) {
+async function startOrigin(dir: string) {
   const name = uniqueName("cpdeploy-origin");
   await writeReadable(join(dir, "origin", "origin.ts"), ORIGIN_SCRIPT);
-  await docker(
-    "run",
-    "-d",
-    "--name",
-    name,
-    ...extra,
-    "-v",
-    `${join(dir, "origin")}:/srv:ro`,
-    "--entrypoint",
-    "/usr/bin/deno",
-    IMAGE,
-    "run",
-    "--allow-net",
-    "--allow-read=/srv",
-    "/srv/origin.ts",
-  );
+  await runOriginScript(name, { dir: join(dir, "origin") });
   return name;
 }
 
@@ -225,6 +216,7 @@ Deno.test({
             );
             return r.status === 200 ? r : undefined;
           },
+          WAIT_MS,
         );
         assertEquals(reply.body, "deploy origin /via-compose\n");
         const live = await httpGet(`http://${health}/health`);
@@ -241,7 +233,7 @@ Deno.test({
           return result.stdout.includes("GET http://origin:8000/via-compose")
             ? result.stdout
             : undefined;
-        });
+        }, WAIT_MS);
         assert(log.includes("TCP_MISS/200"), log);
       });
 
@@ -262,9 +254,9 @@ Deno.test({
         "stop drains and exits 0, down -v removes everything",
         async () => {
           await compose("stop");
-          assertEquals(await waitForExit(container), 0);
+          assertEquals(await waitForExit(container, WAIT_MS), 0);
           assert(
-            (await containerLogs(container)).includes("Shutdown complete"),
+            (await allLogs(container)).includes("Shutdown complete"),
           );
           await compose(...documented("compose-down"));
           const left = await docker(
@@ -337,7 +329,7 @@ Deno.test({
         await waitFor("the access log line", async () => {
           const result = await bash(forName("troubleshooting", "access-log"));
           return result.stdout.includes(`GET ${url}`) ? true : undefined;
-        });
+        }, WAIT_MS);
       });
 
       await t.step(
@@ -361,11 +353,12 @@ Deno.test({
         await waitFor(
           "the reload log line",
           async () =>
-            (await containerLogs(name)).includes(
+            (await allLogs(name)).includes(
                 "[INFO] Configuration valid; Squid is reconfiguring",
               )
               ? true
               : undefined,
+          WAIT_MS,
         );
         await waitFor200(`http://127.0.0.1:${health}/ready`);
       });
@@ -377,7 +370,7 @@ Deno.test({
         const [codes, healthJson] = exit.stdout.trim().split("\n");
         assertEquals(codes, "0 false");
         assert(JSON.parse(healthJson).Status);
-        const log = await containerLogs(name);
+        const log = await allLogs(name);
         for (
           const line of [
             "[INFO] Received shutdown signal, initiating graceful shutdown...",
@@ -572,7 +565,7 @@ Deno.test({
           const name = await start();
           const health = await publishedPort(name, 8080);
           await waitFor200(`http://127.0.0.1:${health}/ready`);
-          const log = await containerLogs(name);
+          const log = await allLogs(name);
           for (
             const line of [
               "[INFO] SSL-bump detected in configuration",
@@ -622,8 +615,8 @@ Deno.test({
           const encrypted = await start(locked);
 
           for (const name of [missing, encrypted]) {
-            assertEquals(await waitForExit(name), 1);
-            const errors = messages(await containerLogs(name), "ERROR");
+            assertEquals(await waitForExit(name, WAIT_MS), 1);
+            const errors = messages(await allLogs(name), "ERROR");
             assertEquals(errors.length, 2, errors.join("\n"));
             for (const line of errors) assert(doc.includes(line), line);
           }
@@ -842,7 +835,7 @@ Deno.test({
           fsGroup: 0,
         });
         await docker("stop", "-t", String(grace), name);
-        assertEquals(await waitForExit(name), 0);
+        assertEquals(await waitForExit(name, WAIT_MS), 0);
       });
 
       await t.step("as an arbitrary UID with SSL-bump turned on", async () => {
@@ -880,7 +873,7 @@ Deno.test({
             key: join(secretDir, "tls.key"),
           },
         });
-        const log = await containerLogs(name);
+        const log = await allLogs(name);
         assert(log.includes("[INFO] Running as UID:1000670000 GID:0"), log);
         assert(log.includes("[INFO] SSL certificates validated and merged"));
         assert(log.includes("[INFO] SSL certificate database created"));

@@ -44,7 +44,7 @@ import {
   STREAM_ORIGIN_HTTPS_PORT,
   STREAM_ORIGIN_PORT,
 } from "./_lifecycle.ts";
-import { slowChunk } from "../fixtures/integration/lifecycle/origin.ts";
+import { slowChunk } from "../fixtures/integration/origin.ts";
 
 /** Legacy log lines, worded as operators grep for them. */
 const MSG_SHUTDOWN =

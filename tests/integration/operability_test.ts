@@ -9,6 +9,7 @@ import { join } from "node:path";
 import {
   allLogs,
   containerLogs,
+  containerState,
   curlViaProxy,
   dockerOk,
   getHealth,
@@ -22,7 +23,6 @@ import {
   waitForReady,
 } from "./_harness.ts";
 import {
-  containerState,
   MANAGER_REQUESTS,
   parseAccessLog,
   parseMetrics,
