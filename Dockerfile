@@ -73,7 +73,7 @@ STOPSIGNAL SIGTERM
 
 # The permissions below are the entrypoint's whole reach; docs/security.md
 # explains each one. To run a `deno compile` binary instead, replace the
-# ENTRYPOINT with ["/usr/bin/cephaloproxy"].
+# ENTRYPOINT with ["/usr/bin/tini", "--", "/usr/bin/cephaloproxy"].
 ENTRYPOINT ["/usr/bin/tini", "--", "/usr/bin/deno", "run", "--no-config", "--no-lock", "--no-remote", "--no-npm", \
   "--allow-read=/etc/squid,/usr/share/cephaloproxy,/var,/run,/tmp,/srv,/mnt,/cache,/data", \
   "--allow-write=/var,/run,/tmp,/srv,/mnt,/cache,/data", \
