@@ -32,6 +32,7 @@ import {
   problemLines,
   proxyArgs,
   SpawnError,
+  squidMessage,
 } from "./squid.ts";
 import { findAll, type SquidConf } from "./squid_conf.ts";
 import { watchSiblingDns } from "./sibling_dns.ts";
@@ -238,7 +239,9 @@ async function prepareState(
     log.info("Creating cache directories (squid -z)...");
     const job = await createCacheDirs(settings.squidBin, configPath);
     if (!job.success || dirs.some(needsCreation)) {
-      for (const line of problemLines(job.lines)) log.error(line);
+      for (const line of problemLines(job.lines)) {
+        log.error(squidMessage(line));
+      }
       log.error(
         `Cache initialization failed (squid -z exit code ${job.code}) for ` +
           dirs.map((dir) => dir.path).join(", "),

@@ -105,3 +105,9 @@ export function warningLines(lines: string[]): string[] {
     /\bWARNING\b/.test(line) && !/BCP 177 violation/.test(line)
   );
 }
+
+/** A Squid line for our log: its own timestamp dropped, marked as Squid's. */
+export function squidMessage(line: string): string {
+  return "squid: " +
+    line.replace(/^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d\|\s*/, "");
+}

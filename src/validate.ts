@@ -22,7 +22,12 @@ import {
   usesSslBump,
 } from "./required_paths.ts";
 import type { Settings } from "./settings.ts";
-import { parseConfig, problemLines, warningLines } from "./squid.ts";
+import {
+  parseConfig,
+  problemLines,
+  squidMessage,
+  warningLines,
+} from "./squid.ts";
 import { readSquidConf, type SquidConf } from "./squid_conf.ts";
 import {
   checkTlsPair,
@@ -142,9 +147,9 @@ export async function validate(
   const job = await parseConfig(settings.squidBin, configPath);
   if (!job.success) {
     for (const line of warningLines(job.lines)) {
-      log.warn(stripSquidTimestamp(line));
+      log.warn(squidMessage(line));
     }
-    const lines = problemLines(job.lines).map(stripSquidTimestamp);
+    const lines = problemLines(job.lines).map(squidMessage);
     result.problems.push(
       ...(lines.length > 0 ? lines : job.lines.slice(-5)),
       `${MSG_PARSE_FAILED} squid -k parse rejected ${configPath}; ` +
@@ -171,8 +176,4 @@ function prepareTls(conf: SquidConf, settings: Settings): void {
       writeMergedPem(pair, LEGACY_MERGED_PEM);
     }
   }
-}
-
-function stripSquidTimestamp(line: string): string {
-  return "squid: " + line.replace(/^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d\|\s*/, "");
 }
