@@ -22,6 +22,9 @@ RUN export DEBIAN_FRONTEND=noninteractive \
 COPY --from=runtime-base /var/lib/dpkg/status.d /base-status.d
 COPY --from=runtime-base /etc/passwd /etc/group /base-etc/
 COPY scripts/collect-squid.sh /usr/local/bin/collect-squid.sh
+# State directories are 1000:0 and group-writable. /run has no squid/:
+# the entrypoint creates it (group 0 may write /run), so that a tmpfs on
+# /var/run/squid keeps mode 1777 under Podman as under Docker.
 RUN collect-squid.sh /out /base-status.d \
  && mkdir -p /out/etc \
  && cp /base-etc/passwd /base-etc/group /out/etc/ \
@@ -29,7 +32,7 @@ RUN collect-squid.sh /out /base-status.d \
  && for dir in spool/squid lib/squid log/squid cache/squid; do \
       install -d -m 0775 -o 1000 -g 0 "/out/var/$dir"; \
     done \
- && install -d -m 0775 -o 1000 -g 0 /out/run/squid \
+ && install -d -m 0775 -o 0 -g 0 /out/run \
  && install -d -m 0755 /out/etc/squid/conf.d /out/etc/squid/ssl_cert
 
 # Stage: the SBOM (SPDX 2.3), written from what the runtime stage copies

@@ -16,7 +16,9 @@ image=cephaloproxy:bench
 mkdir -p bench-results
 "$here/ensure-docker.sh"
 [ -x node_modules/.bin/deno ] || npm ci --no-audit --no-fund >&2
-docker=$(docker_cli)
+docker=$(docker_builder)
+# Docker only; scripts/bench-engines.sh compares Docker with Podman.
+export CEPHALOPROXY_DOCKER=$docker
 read -r -a base_args <<<"$("$here/build-bases.sh")"
 
 # Build times: cold (bases present, no build cache) and after one

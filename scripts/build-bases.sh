@@ -10,7 +10,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 cd "$here/.."
 
-docker=$(docker_cli)
+docker=$(docker_builder)
 deno_version=$(node -p 'require("./package.json").devDependencies.deno')
 builder_tag=cephaloproxy-base/debian:trixie-slim
 runtime_tag=cephaloproxy-base/distroless-cc:debian13

@@ -15,7 +15,7 @@ tag=${1:-localhost/cephaloproxy:dev}
 "$here/ensure-podman.sh"
 "$here/ensure-docker.sh"
 [ -x node_modules/.bin/deno ] || npm ci --no-audit --no-fund >&2
-docker=$(docker_cli)
+docker=$(docker_builder)
 read -r -a base_args <<<"$("$here/build-bases.sh")"
 
 # Copy each base into Podman unless it already has the same image ID, and

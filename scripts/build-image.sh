@@ -10,7 +10,7 @@ cd "$here/.."
 tag=${1:-cephaloproxy:dev}
 "$here/ensure-docker.sh"
 [ -x node_modules/.bin/deno ] || npm ci --no-audit --no-fund >&2
-docker=$(docker_cli)
+docker=$(docker_builder)
 read -r -a base_args <<<"$("$here/build-bases.sh")"
 log "building $tag"
 "$docker" build --progress=plain "${base_args[@]}" -t "$tag" . >/tmp/cephaloproxy-build.log 2>&1 \

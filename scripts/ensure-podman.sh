@@ -15,6 +15,9 @@
 #                           fit under the host's hard limits (65536 fails).
 # Healthchecks: Podman schedules them with systemd timers, so here they
 # never run on their own; `podman healthcheck run CONTAINER` runs one.
+# Compose: Podman 4.3 has no `podman compose`; docker-compose drives
+# Podman through its Docker-compatible API socket, which this script
+# starts (`podman system service`) when nothing answers on it.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -58,3 +61,16 @@ if [ "$(cat "$conf" 2>/dev/null)" != "$(printf '%s' "$want")" ]; then
 fi
 
 podman info >/dev/null 2>&1 || die "podman info fails; see: podman info"
+
+socket=/run/podman/podman.sock
+api_answers() { curl -sf --unix-socket "$socket" http://podman/_ping >/dev/null 2>&1; }
+api_answers && exit 0
+[ "$(id -u)" = 0 ] || die "nothing answers on $socket and starting Podman's API service needs root"
+log "starting Podman's API service on $socket (log: /var/log/podman-service.log)"
+mkdir -p "$(dirname "$socket")"
+nohup podman system service --time=0 "unix://$socket" >/var/log/podman-service.log 2>&1 &
+for _ in $(seq 1 60); do
+  api_answers && { log "Podman API is up"; exit 0; }
+  sleep 0.25
+done
+die "Podman's API service did not answer within 15 s; see /var/log/podman-service.log"

@@ -50,6 +50,13 @@ docker_cli() {
   die "no docker client that can build with BuildKit; run scripts/ensure-docker.sh"
 }
 
+# docker_builder: Docker's client even when CEPHALOPROXY_DOCKER names
+# Podman, for the steps that always use Docker: the base images, the
+# Docker build of the image, and copying the bases into Podman.
+docker_builder() {
+  CEPHALOPROXY_DOCKER='' docker_cli
+}
+
 export DOCKER_BUILDKIT=1
 # Podman (and Buildah) build Docker's image format rather than OCI's, which
 # has no HEALTHCHECK; Docker ignores this.

@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
 # Build the image and run the proxy with the built-in default config:
 # proxy on 127.0.0.1:3128, health on 127.0.0.1:8080. Does all set-up on a
-# fresh machine (npm toolchain, Docker engine, base images).
+# fresh machine (npm toolchain, Docker engine, base images). With
+# CEPHALOPROXY_DOCKER=podman it builds and runs with Podman instead.
 #   scripts/run.sh [extra docker run args...]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 
-"$here/build-image.sh" cephaloproxy:dev
+case ${CEPHALOPROXY_DOCKER:-} in
+  podman | */podman)
+    image=localhost/cephaloproxy:dev
+    "$here/build-image-podman.sh" "$image"
+    ;;
+  *)
+    image=cephaloproxy:dev
+    "$here/build-image.sh" "$image"
+    ;;
+esac
 docker=$(docker_cli)
 "$docker" rm -f cephaloproxy >/dev/null 2>&1 || true
 "$docker" run -d --name cephaloproxy --stop-timeout 30 \
-  -p 127.0.0.1:3128:3128 -p 127.0.0.1:8080:8080 "$@" cephaloproxy:dev >/dev/null
+  -p 127.0.0.1:3128:3128 -p 127.0.0.1:8080:8080 "$@" "$image" >/dev/null
 
 for _ in $(seq 1 150); do
   if curl -sf -o /dev/null http://127.0.0.1:8080/ready; then

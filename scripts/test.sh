@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Run every test suite: static checks, unit tests, then integration tests
-# against a freshly built image. Does all set-up on a fresh machine (npm
-# toolchain, Docker engine, base images). Ends with one plain line,
-# "N passed, N failed", summing every suite.
+# Run every test suite: static checks, unit tests, then the integration
+# tests against a freshly built image under each container engine, Docker
+# and Podman, reported side by side. Does all set-up on a fresh machine
+# (npm toolchain, Docker engine, Podman, base images). Ends with one plain
+# line, "N passed, N failed", summing every suite.
 #   scripts/test.sh [deno test filter args...]
+# CEPHALOPROXY_ENGINES="docker" (or "podman") runs the integration tests
+# under one engine only.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -37,7 +40,7 @@ suite() {
     f=1           # e.g. a leak or an uncaught error after the summary
   fi
   passed=$((passed + p)) failed=$((failed + f)) ignored=$((ignored + ${i:-0}))
-  printf '%-12s %4s passed, %4s failed, %4s ignored\n' "$name" "$p" "$f" "${i:-0}" >>"$results"
+  printf '%-20s %4s passed, %4s failed, %4s ignored\n' "$name" "$p" "$f" "${i:-0}" >>"$results"
   rm -f "$out"
 }
 
@@ -48,7 +51,7 @@ static() {
   log "check $name: $*"
   if "$@" >&2; then passed=$((passed + 1)); r="1 passed, 0 failed"
   else failed=$((failed + 1)); r="0 passed, 1 failed"; fi
-  printf '%-12s %s\n' "$name" "$r" >>"$results"
+  printf '%-20s %s\n' "$name" "$r" >>"$results"
 }
 
 static fmt "$deno" fmt --check
@@ -58,17 +61,31 @@ static check "$deno" check src/ tests/ scripts/
 suite unit "$deno" test --allow-read --allow-write --allow-run --allow-env \
   --allow-net --allow-sys tests/unit/ "$@"
 
-if "$here/build-image.sh" cephaloproxy:test; then
-  export CEPHALOPROXY_IMAGE=cephaloproxy:test
-  CEPHALOPROXY_DOCKER=$(docker_cli)
-  export CEPHALOPROXY_DOCKER
-  suite integration "$deno" test --allow-read --allow-write --allow-run \
+# integration ENGINE: build the image with ENGINE and run the integration
+# tests with its client.
+integration() {
+  local engine=$1 build image selector client
+  shift
+  case $engine in
+    docker) build=build-image.sh image=cephaloproxy:test selector= ;;
+    podman) build=build-image-podman.sh image=localhost/cephaloproxy:test selector=podman ;;
+    *) die "unknown engine \"$engine\" in CEPHALOPROXY_ENGINES; use docker, podman or both" ;;
+  esac
+  if ! "$here/$build" "$image"; then
+    log "image build with $engine failed; its integration tests not run"
+    failed=$((failed + 1))
+    printf '%-20s %s\n' "integration/$engine" "image build failed" >>"$results"
+    return
+  fi
+  client=$(CEPHALOPROXY_DOCKER=$selector docker_cli)
+  CEPHALOPROXY_IMAGE=$image CEPHALOPROXY_DOCKER=$client \
+    suite "integration/$engine" "$deno" test --allow-read --allow-write --allow-run \
     --allow-env --allow-net --allow-sys tests/integration/ "$@"
-else
-  log "image build failed; integration tests not run"
-  failed=$((failed + 1))
-  printf '%-12s %s\n' integration "image build failed" >>"$results"
-fi
+}
+
+for engine in ${CEPHALOPROXY_ENGINES:-docker podman}; do
+  integration "$engine" "$@"
+done
 
 echo
 cat "$results"

@@ -27,6 +27,28 @@ export function isDirectory(path: string): boolean {
   return statOrUndefined(path)?.isDirectory ?? false;
 }
 
+/**
+ * The mode of directories the entrypoint creates: writable by group 0 as
+ * well, like the image's state directories, because OpenShift runs an
+ * arbitrary UID whose only tie to the files is group 0.
+ */
+export const STATE_DIR_MODE = 0o775;
+
+/**
+ * Creates one directory (not its parents) with `mode`, which the umask
+ * would otherwise narrow. Returns false when it already existed.
+ */
+export function createDirIfAbsent(path: string, mode: number): boolean {
+  try {
+    Deno.mkdirSync(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.AlreadyExists) return false;
+    throw err;
+  }
+  Deno.chmodSync(path, mode);
+  return true;
+}
+
 /** Removes a file or directory tree; absent is fine. */
 export function removeIfPresent(path: string): void {
   try {

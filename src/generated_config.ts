@@ -15,7 +15,12 @@
  */
 
 import { join } from "node:path";
-import { isReadOnlyError, removeIfPresent } from "./_fs.ts";
+import {
+  createDirIfAbsent,
+  isReadOnlyError,
+  removeIfPresent,
+  STATE_DIR_MODE,
+} from "./_fs.ts";
 
 /** The generated config's name inside the runtime directory. */
 export const GENERATED_NAME = "cephaloproxy-squid.conf";
@@ -63,7 +68,7 @@ export function generatedConfigText(
 
 /**
  * Writes the generated config through a temporary file and a rename and
- * returns its path.
+ * returns its path. Creates the runtime directory when it is absent.
  *
  * @throws {Error} naming the directory when it is not writable.
  */
@@ -75,6 +80,7 @@ export function writeGeneratedConfig(
   const path = join(runtimeDir, GENERATED_NAME);
   const temp = `${path}.${Deno.pid}.tmp`;
   try {
+    createDirIfAbsent(runtimeDir, STATE_DIR_MODE);
     Deno.writeTextFileSync(temp, generatedConfigText(configPath, additions));
     Deno.renameSync(temp, path);
   } catch (err) {

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { dirname } from "node:path";
 import * as log from "./log.ts";
 import { needsCreation, sizeWarnings } from "./cache.ts";
 import { CertDbError, ensureCertDb } from "./cert_db.ts";
@@ -39,7 +40,7 @@ import { watchSiblingDns } from "./sibling_dns.ts";
 import { Supervisor } from "./supervisor.ts";
 import { validate, type Validation } from "./validate.ts";
 import { currentIdentity } from "./volumes.ts";
-import { removeIfPresent } from "./_fs.ts";
+import { createDirIfAbsent, removeIfPresent, STATE_DIR_MODE } from "./_fs.ts";
 
 /** Exit code for bad input: config, volumes, TLS files, flags. */
 const EXIT_INVALID = 1;
@@ -218,6 +219,11 @@ async function prepareState(
   configPath: string,
   conf: SquidConf,
 ): Promise<boolean> {
+  const pid = pidFile(conf);
+  if (pid && createDirIfAbsent(dirname(pid.path), STATE_DIR_MODE)) {
+    log.info(`Created runtime directory ${dirname(pid.path)}`);
+  }
+
   const certDb = certDbDir(conf);
   if (certDb) {
     try {

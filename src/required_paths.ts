@@ -18,7 +18,12 @@ export type Access =
   /** a file that must exist and be readable */
   | "readable-file"
   /** a file Squid creates or appends to: its directory must be writable */
-  | "writable-file";
+  | "writable-file"
+  /**
+   * a file in a runtime directory (the PID file's): the entrypoint creates
+   * the directory when it is absent, so then its parent must be writable
+   */
+  | "runtime-file";
 
 /** One path a directive depends on. */
 export interface RequiredPath {
@@ -174,7 +179,7 @@ export function pidFile(conf: SquidConf): RequiredPath | undefined {
   if (!directive) return undefined;
   const path = args(directive)[0];
   if (!path || path === "none") return undefined;
-  return required(path, "writable-file", directive);
+  return required(path, "runtime-file", directive);
 }
 
 /** Lists every path the config needs, in file order per kind. */

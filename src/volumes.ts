@@ -63,6 +63,7 @@ function targetOf(required: RequiredPath): string {
     case "readable-file":
       return required.path;
     case "writable-file":
+    case "runtime-file":
       return dirname(required.path);
     case "creatable-dir":
       return required.path;
@@ -78,6 +79,8 @@ function checkPath(required: RequiredPath, who: Identity): string | undefined {
         return checkWritableDir(required.path, required, who);
       case "writable-file":
         return checkWritableDir(dirname(required.path), required, who);
+      case "runtime-file":
+        return checkRuntimeDir(dirname(required.path), required, who);
       case "creatable-dir":
         return exists(required.path)
           ? checkWritableDir(required.path, required, who)
@@ -133,23 +136,60 @@ function checkWritableDir(
       "directory; mount a directory there";
   }
 
+  const result = tryWrite(dir);
+  if (result === "written") return undefined;
+  const reason = result === "read-only"
+    ? "the volume is mounted read-only; mount it read-write"
+    : `permission denied for ${identityText(who)}, ${ownerText(dir)}; ` +
+      "make it writable by group 0 (chgrp 0, chmod g+rwx) or run as its owner";
+  return `Cannot write to "${dir}" (${origin(required)}): ${reason}`;
+}
+
+/**
+ * The PID file's directory may be absent: the entrypoint creates it at
+ * start, which needs a writable parent. The image has none because an
+ * engine's tmpfs on a path the image lacks gets mode 1777 under Docker
+ * and Podman alike, while on an existing directory it takes that
+ * directory's mode, which Podman's copy of /run narrows to 0755.
+ */
+function checkRuntimeDir(
+  dir: string,
+  required: RequiredPath,
+  who: Identity,
+): string | undefined {
+  if (exists(dir)) return checkWritableDir(dir, required, who);
+
+  const parent = dirname(dir);
+  const fix =
+    "mount a writable volume (or tmpfs) there or change the directive";
+  if (!statOrUndefined(parent)?.isDirectory) {
+    return `Required directory "${dir}" (${origin(required)}) does not ` +
+      `exist, nor does "${parent}" to create it in; ${fix}`;
+  }
+  const result = tryWrite(parent);
+  if (result === "written") return undefined;
+  const reason = result === "read-only"
+    ? `"${parent}" is mounted read-only`
+    : `permission denied in "${parent}" for ${identityText(who)}, ` +
+      ownerText(parent);
+  return `Cannot create "${dir}" (${origin(required)}): ${reason}; ${fix}`;
+}
+
+/** Creates and removes a probe file in `dir`, so read-only mounts show. */
+function tryWrite(dir: string): "written" | "read-only" | "denied" {
   const probe = `${dir}/.cephaloproxy-write-test-${Deno.pid}`;
   try {
     Deno.writeFileSync(probe, new Uint8Array(), { createNew: true });
     Deno.removeSync(probe);
-    return undefined;
+    return "written";
   } catch (err) {
     if (err instanceof Deno.errors.AlreadyExists) {
       Deno.removeSync(probe);
-      return undefined;
+      return "written";
     }
-    const readOnly = isReadOnlyError(err);
-    if (!readOnly && !(err instanceof Deno.errors.PermissionDenied)) throw err;
-    const reason = readOnly
-      ? "the volume is mounted read-only; mount it read-write"
-      : `permission denied for ${identityText(who)}, ${ownerText(dir)}; ` +
-        "make it writable by group 0 (chgrp 0, chmod g+rwx) or run as its owner";
-    return `Cannot write to "${dir}" (${origin(required)}): ${reason}`;
+    if (isReadOnlyError(err)) return "read-only";
+    if (err instanceof Deno.errors.PermissionDenied) return "denied";
+    throw err;
   }
 }
 

@@ -28,12 +28,6 @@ export const DOCKER = Deno.env.get("CEPHALOPROXY_DOCKER") || "/usr/bin/docker";
 export const IMAGE = Deno.env.get("CEPHALOPROXY_IMAGE") || "cephaloproxy:test";
 /** Whether {@linkcode DOCKER} is Podman's client rather than Docker's. */
 export const PODMAN = isPodman(DOCKER);
-/**
- * What to add to `--read-only` for Docker's meaning: Podman would also
- * mount its own tmpfs on /run, /tmp and /var/tmp, and the one on /run
- * hides a `--tmpfs /var/run/squid` (/var/run is a link to /run).
- */
-export const READ_ONLY_EXTRA = PODMAN ? ["--read-only-tmpfs=false"] : [];
 
 /** Test options that switch on the sanitizers (off by default in Deno 2.8+). */
 export const SANITIZED = {
@@ -416,7 +410,7 @@ export class Lab implements AsyncDisposable {
       args.push(`--tmpfs=${PODMAN ? podmanTmpfs(tmpfs) : tmpfs}`);
     }
     if (options.user) args.push(`--user=${options.user}`);
-    if (options.readOnlyRoot) args.push("--read-only", ...READ_ONLY_EXTRA);
+    if (options.readOnlyRoot) args.push("--read-only");
     for (const [key, value] of Object.entries(options.env ?? {})) {
       args.push(`--env=${key}=${value}`);
     }

@@ -85,12 +85,30 @@ Deno.test(
 );
 
 Deno.test(
+  "writeGeneratedConfig() creates an absent runtime directory for group 0",
+  sanitized({ read: true, write: true }),
+  async () => {
+    const dir = await Deno.makeTempDir({ prefix: "generated-config-test-" });
+    try {
+      const runtime = join(dir, "run");
+
+      writeGeneratedConfig("/etc/squid/squid.conf", NONE, runtime);
+
+      assert.deepEqual(listDir(runtime), [GENERATED_NAME]);
+      assert.equal((Deno.statSync(runtime).mode ?? 0) & 0o7777, 0o775);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+Deno.test(
   "writeGeneratedConfig() asks for a writable runtime directory",
   sanitized({ read: true, write: true }),
   async () => {
     const dir = await Deno.makeTempDir({ prefix: "generated-config-test-" });
     try {
-      const runtime = join(dir, "missing");
+      const runtime = join(dir, "missing", "run");
 
       const err = throwsError(
         () => writeGeneratedConfig("/etc/squid/squid.conf", NONE, runtime),

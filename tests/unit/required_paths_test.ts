@@ -226,7 +226,7 @@ Deno.test(
         const pid = pidFile(confFromLines(["http_port 3128", ...lines]));
         assert.equal(pid?.path, path);
         if (pid) {
-          assert.equal(pid.access, "writable-file");
+          assert.equal(pid.access, "runtime-file");
           assert.equal(pid.line, lines.length + 1);
         }
       });
@@ -282,7 +282,7 @@ Deno.test(
       at("/var/log/squid/access.log", "writable-file", "access_log", 7),
       at("/var/log/squid/cache.log", "writable-file", "cache_log", 8),
       at("/var/log/squid/store.log", "writable-file", "cache_store_log", 9),
-      at("/run/squid/squid.pid", "writable-file", "pid_filename", 11),
+      at("/run/squid/squid.pid", "runtime-file", "pid_filename", 11),
       at("/var/cache/squid", "writable-dir", "coredump_dir", 12),
       at("/etc/squid/tls/ca.pem", "readable-file", "http_port", 1),
       at("/etc/squid/tls/ca.key", "readable-file", "http_port", 1),

@@ -36,6 +36,8 @@ Deno.test(
         required(join(dir, "tls/ca.pem"), "readable-file", "http_port"),
         required(join(dir, "ssl_db"), "creatable-dir", "sslcrtd_program"),
         required(join(dir, "new_db"), "creatable-dir", "sslcrtd_program"),
+        required(join(dir, "logs/squid.pid"), "runtime-file", "pid_filename"),
+        required(join(dir, "run/squid.pid"), "runtime-file", "pid_filename"),
       ], ROOT);
 
       assert.deepEqual(problems, []);
@@ -82,6 +84,18 @@ Deno.test(
           `Required directory "${dir}/lib" (sslcrtd_program at ${CONF}:1) ` +
           "does not exist; mount a writable volume there or change the " +
           "directive",
+        ],
+        [
+          "PID file whose directory and its parent are missing",
+          required(
+            join(dir, "run/squid/squid.pid"),
+            "runtime-file",
+            "pid_filename",
+            5,
+          ),
+          `Required directory "${dir}/run/squid" (pid_filename at ${CONF}:5) ` +
+          `does not exist, nor does "${dir}/run" to create it in; mount a ` +
+          "writable volume (or tmpfs) there or change the directive",
         ],
         [
           "missing readable file",
@@ -158,7 +172,7 @@ Deno.test(
 );
 
 Deno.test(
-  "checkPaths() reports a read-only volume and asks for a writable one",
+  "checkPaths() reports a read-only volume, also under an absent PID directory",
   sanitized({ read: true, write: true, run: ["mount", "umount"] }),
   async (t) => {
     const dir = await Deno.makeTempDir({ prefix: "volumes-test-" });
@@ -180,6 +194,18 @@ Deno.test(
               [
                 `Cannot write to "${volume}" (cache_dir at ${CONF}:4): the ` +
                 "volume is mounted read-only; mount it read-write",
+              ],
+            );
+            const pid = join(volume, "squid", "squid.pid");
+            assert.deepEqual(
+              checkPaths([required(pid, "runtime-file", "pid_filename", 5)], {
+                uid: 1000,
+                gid: 0,
+              }),
+              [
+                `Cannot create "${volume}/squid" (pid_filename at ${CONF}:5): ` +
+                `"${volume}" is mounted read-only; mount a writable volume ` +
+                "(or tmpfs) there or change the directive",
               ],
             );
           } finally {
