@@ -40,7 +40,7 @@ suite() {
     f=1           # e.g. a leak or an uncaught error after the summary
   fi
   passed=$((passed + p)) failed=$((failed + f)) ignored=$((ignored + ${i:-0}))
-  printf '%-20s %4s passed, %4s failed, %4s ignored\n' "$name" "$p" "$f" "${i:-0}" >>"$results"
+  printf '%-28s %4s passed, %4s failed, %4s ignored\n' "$name" "$p" "$f" "${i:-0}" >>"$results"
   rm -f "$out"
 }
 
@@ -51,7 +51,7 @@ static() {
   log "check $name: $*"
   if "$@" >&2; then passed=$((passed + 1)); r="1 passed, 0 failed"
   else failed=$((failed + 1)); r="0 passed, 1 failed"; fi
-  printf '%-20s %s\n' "$name" "$r" >>"$results"
+  printf '%-28s %s\n' "$name" "$r" >>"$results"
 }
 
 static fmt "$deno" fmt --check
@@ -66,24 +66,45 @@ suite unit "$deno" test --allow-read --allow-write --allow-run --allow-env \
 integration() {
   local engine=$1 build image selector client
   shift
+  local tests=(test --allow-read --allow-write --allow-run --allow-env --allow-net
+    --allow-sys tests/integration/ "$@")
   case $engine in
     docker) build=build-image.sh image=cephaloproxy:test selector= ;;
-    podman) build=build-image-podman.sh image=localhost/cephaloproxy:test selector=podman ;;
-    *) die "unknown engine \"$engine\" in CEPHALOPROXY_ENGINES; use docker, podman or both" ;;
+    podman | podman-rootless)
+      build=build-image-podman.sh image=localhost/cephaloproxy:test selector=podman
+      ;;
+    *) die "unknown engine \"$engine\" in CEPHALOPROXY_ENGINES; use docker, podman, podman-rootless" ;;
   esac
-  if ! "$here/$build" "$image"; then
-    log "image build with $engine failed; its integration tests not run"
+  if ! "$here/$build" "$image" || { [ "$engine" = podman-rootless ] && ! rootless_setup "$image"; }; then
+    log "image build or set-up for $engine failed; its integration tests not run"
     failed=$((failed + 1))
-    printf '%-20s %s\n' "integration/$engine" "image build failed" >>"$results"
+    printf '%-28s %s\n' "integration/$engine" "image build or set-up failed" >>"$results"
     return
   fi
   client=$(CEPHALOPROXY_DOCKER=$selector docker_cli)
-  CEPHALOPROXY_IMAGE=$image CEPHALOPROXY_DOCKER=$client \
-    suite "integration/$engine" "$deno" test --allow-read --allow-write --allow-run \
-    --allow-env --allow-net --allow-sys tests/integration/ "$@"
+  if [ "$engine" = podman-rootless ]; then
+    # The tests chown fixtures and unpack image layers with their owners,
+    # which the user may do only inside its own user namespace.
+    suite "integration/$engine" runuser -u "$rootless_user" -- env NO_COLOR=1 \
+      DENO_NO_UPDATE_CHECK=1 DENO_DIR="/tmp/cephaloproxy-deno-$rootless_user" \
+      CEPHALOPROXY_IMAGE="$image" CEPHALOPROXY_DOCKER="$client" \
+      podman unshare "$deno" "${tests[@]}"
+  else
+    CEPHALOPROXY_IMAGE=$image CEPHALOPROXY_DOCKER=$client \
+      suite "integration/$engine" "$deno" "${tests[@]}"
+  fi
 }
 
-for engine in ${CEPHALOPROXY_ENGINES:-docker podman}; do
+# rootless_setup IMAGE: prepare a user for rootless Podman and copy the
+# image and the bases the audit tests compare it with into its store.
+rootless_setup() {
+  rootless_user=$("$here/ensure-podman-rootless.sh") || return 1
+  podman save -m "$1" localhost/cephaloproxy-base/debian:trixie-slim \
+    localhost/cephaloproxy-base/distroless-cc:debian13 \
+    | runuser -u "$rootless_user" -- podman load -q >&2
+}
+
+for engine in ${CEPHALOPROXY_ENGINES:-docker podman podman-rootless}; do
   integration "$engine" "$@"
 done
 

@@ -105,8 +105,20 @@ async function startOrigin(dir: string) {
 
 // ------------------------------------------------------------- Compose
 
-/** Where scripts/ensure-podman.sh serves Podman's Docker-compatible API. */
-const PODMAN_SOCKET = "/run/podman/podman.sock";
+/**
+ * Where Podman serves its Docker-compatible API: /run/podman/podman.sock
+ * as root, under the user's runtime directory when rootless. The
+ * ensure-podman scripts start the service.
+ */
+async function podmanSocket(): Promise<string> {
+  const result = await run(DOCKER, [
+    "info",
+    "--format",
+    "{{.Host.RemoteSocket.Path}}",
+  ]);
+  assertEquals(result.code, 0, result.stderr);
+  return result.stdout.trim();
+}
 
 /** A Compose command and what it needs in its environment. */
 interface Compose {
@@ -120,11 +132,13 @@ interface Compose {
  * driving Podman through its Docker-compatible API socket.
  */
 async function findCompose(): Promise<Compose | undefined> {
-  const podmanApi = { DOCKER_HOST: `unix://${PODMAN_SOCKET}` };
   const candidates: Compose[] = PODMAN
     ? [
       { command: [DOCKER, "compose"], env: {} },
-      { command: ["docker-compose"], env: podmanApi },
+      {
+        command: ["docker-compose"],
+        env: { DOCKER_HOST: `unix://${await podmanSocket()}` },
+      },
     ]
     : [
       { command: [DOCKER, "compose"], env: {} },
