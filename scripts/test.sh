@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Run every test suite: static checks, unit tests, then the integration
-# tests against a freshly built image under each container engine, Docker
-# and Podman, reported side by side. Does all set-up on a fresh machine
-# (npm toolchain, Docker engine, Podman, base images). Ends with one plain
-# line, "N passed, N failed", summing every suite.
+# tests against a freshly built image under each container engine: Docker,
+# Podman as root and rootless Podman, reported side by side. Does all
+# set-up on a fresh machine (npm toolchain, Docker engine, Podman, a user
+# for rootless Podman, base images). Ends with one plain line,
+# "N passed, N failed", summing every suite.
 #   scripts/test.sh [deno test filter args...]
-# CEPHALOPROXY_ENGINES="docker" (or "podman") runs the integration tests
-# under one engine only.
+# CEPHALOPROXY_ENGINES picks the engines (default
+# "docker podman podman-rootless").
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
