@@ -31,7 +31,7 @@ measure() {
   health=bench-results/health-$name.json
   mv bench-results/health.json "$health"
   printf '%s %s %s\n' \
-    "$(awk '/^cephaloproxy \(/{print $3+0}' <<<"$startup")" \
+    "$(awk '/^cephaloproxy \(/{print $4+0}' <<<"$startup")" \
     "$(awk '/^bare squid \(/{print $5+0}' <<<"$startup")" \
     "$(node_modules/.bin/deno eval --quiet '
       const r = JSON.parse(Deno.readTextFileSync(Deno.args[0]));

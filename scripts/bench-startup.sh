@@ -35,13 +35,21 @@ time_until_answer() {
     if [ -z "$path" ] && [ "$code" != 000 ]; then break; fi
     if [ "$code" = 200 ]; then break; fi
     if (( $(echo "$(now) - $start > 60" | bc) )); then
-      "$docker" rm -f "$cid" >/dev/null
+      remove "$cid"
       die "no answer within 60 s from $image"
     fi
     sleep 0.02
   done
   echo "$(now) - $start" | bc
-  "$docker" rm -f "$cid" >/dev/null
+  remove "$cid"
+}
+
+# remove CONTAINER: kill, then remove. `podman rm -f` would first wait
+# 10 s for bare Squid, which takes SIGTERM as the start of its own
+# shutdown_lifetime wait.
+remove() {
+  "$docker" kill "$1" >/dev/null 2>&1 || true
+  "$docker" rm -f "$1" >/dev/null
 }
 
 stats() { # stats VALUES...: median min max

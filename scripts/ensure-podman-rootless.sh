@@ -116,10 +116,12 @@ want_ids=2000000000
 subids() {
   local file=$1 option=$2 have floor start count
   touch "$file"
-  have=$(awk -F: -v u="$user" -v n="$uid" '$1 == u || $1 == n { s += $3 } END { printf "%.0f\n", s }' "$file")
+  have=$(awk -F: -v u="$user" -v n="$uid" \
+    '$1 == u || $1 == n { s += $3 } END { printf "%.0f\n", s }' "$file")
   [ "$have" -lt "$want_ids" ] || return 0
   floor=$(awk '$1 == "SUB_UID_MAX" { print $2 }' /etc/login.defs 2>/dev/null)
-  start=$(awk -F: -v m="${floor:-600100000}" '$2 + $3 > m { m = $2 + $3 } END { printf "%.0f\n", m }' "$file")
+  start=$(awk -F: -v m="${floor:-600100000}" \
+    '$2 + $3 > m { m = $2 + $3 } END { printf "%.0f\n", m }' "$file")
   count=$((want_ids - have))
   [ $((start + count)) -le 4294967294 ] || die "no room in $file for $count more IDs for $user"
   log "giving $user the IDs $start-$((start + count - 1)) in $file"
@@ -162,7 +164,8 @@ storage=$home/.config/containers/storage.conf
 if ! grep -qx 'driver = "overlay"' "$storage" 2>/dev/null; then
   # A store made with another driver keeps it, and Podman then refuses
   # the new one; empty it first (it holds only what was loaded into it).
-  driver=$(runuser -u "$user" -- podman info --format '{{.Store.GraphDriverName}}' 2>/dev/null || true)
+  driver=$(runuser -u "$user" -- podman info --format '{{.Store.GraphDriverName}}' 2>/dev/null \
+    || true)
   if [ -n "$driver" ] && [ "$driver" != overlay ]; then
     log "resetting $user's Podman store (driver $driver)"
     runuser -u "$user" -- podman system reset --force >&2
@@ -185,17 +188,21 @@ fi
 
 nofile=$(runuser -u "$user" -- sh -c 'ulimit -Hn')
 [ "$nofile" = unlimited ] || [ "$nofile" -ge 16384 ] \
-  || die "$user may open only $nofile files; the containers get 16384 (raise it in /etc/security/limits.conf)"
+  || die "$user may open only $nofile files; the containers get 16384" \
+    "(raise it in /etc/security/limits.conf)"
 
 runuser -u "$user" -- podman info >/dev/null 2>&1 \
   || die "podman info fails for $user; see: runuser -u $user -- podman info"
-[ "$(runuser -u "$user" -- podman info --format '{{.Host.Security.Rootless}} {{.Store.GraphDriverName}}' 2>/dev/null)" = "true overlay" ] \
+mode=$(runuser -u "$user" -- podman info \
+  --format '{{.Host.Security.Rootless}} {{.Store.GraphDriverName}}' 2>/dev/null)
+[ "$mode" = "true overlay" ] \
   || die "$user's Podman is not rootless on overlay; see: runuser -u $user -- podman info"
 # Every container ID up to want_ids - 1 must map (the uid_map's sizes).
 mapped=$(runuser -u "$user" -- podman unshare cat /proc/self/uid_map 2>/dev/null \
   | awk '{ s += $3 } END { printf "%.0f\n", s }')
 [ "$mapped" -ge "$want_ids" ] \
-  || die "$user's containers map only $mapped IDs; see /etc/subuid and: runuser -u $user -- podman system migrate"
+  || die "$user's containers map only $mapped IDs; see /etc/subuid and:" \
+    "runuser -u $user -- podman system migrate"
 # Compose reaches rootless Podman through the user's own API socket.
 socket=$run/podman/podman.sock
 api_answers() { curl -sf --unix-socket "$socket" http://podman/_ping >/dev/null 2>&1; }

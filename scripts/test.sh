@@ -74,7 +74,8 @@ integration() {
     podman | podman-rootless)
       build=build-image-podman.sh image=localhost/cephaloproxy:test selector=podman
       ;;
-    *) die "unknown engine \"$engine\" in CEPHALOPROXY_ENGINES; use docker, podman, podman-rootless" ;;
+    *) die "unknown engine \"$engine\" in CEPHALOPROXY_ENGINES;" \
+      "use docker, podman or podman-rootless" ;;
   esac
   if ! "$here/$build" "$image" || { [ "$engine" = podman-rootless ] && ! rootless_setup "$image"; }; then
     log "image build or set-up for $engine failed; its integration tests not run"
