@@ -19,32 +19,34 @@ mkdir -p bench-results
 docker=$(docker_builder)
 
 # measure ENGINE CLIENT IMAGE: startup and health figures of one engine,
-# as "startup_median bare_median health_p50 health_p99 req_s ratio".
+# written to bench-results/engines-ENGINE.txt as
+# "startup_median bare_median health_p50 health_p99 req_s ratio".
+# Each step is its own command so that a failing bench stops the run.
 measure() {
-  local name=$1 client=$2 image=$3 startup health
+  local name=$1 client=$2 image=$3 startup start bare health figures
   log "startup under $name ($runs runs)"
   startup=$(CEPHALOPROXY_DOCKER=$client "$here/bench-startup.sh" "$runs" "$image")
+  start=$(awk '/^cephaloproxy \(/{print $4+0}' <<<"$startup")
+  bare=$(awk '/^bare squid \(/{print $5+0}' <<<"$startup")
   log "health and throughput under $name ($seconds s per phase)"
   CEPHALOPROXY_DOCKER=$client CEPHALOPROXY_IMAGE=$image node_modules/.bin/deno run \
     --allow-run --allow-net --allow-read --allow-write --allow-env \
     scripts/bench-health.ts --seconds "$seconds" >&2
   health=bench-results/health-$name.json
   mv bench-results/health.json "$health"
-  printf '%s %s %s\n' \
-    "$(awk '/^cephaloproxy \(/{print $4+0}' <<<"$startup")" \
-    "$(awk '/^bare squid \(/{print $5+0}' <<<"$startup")" \
-    "$(node_modules/.bin/deno eval --quiet '
-      const r = JSON.parse(Deno.readTextFileSync(Deno.args[0]));
-      console.log(r.health.p50Ms.toFixed(2), r.health.p99Ms.toFixed(2),
-        r.proxy.cephaloproxy.requestsPerSecond.toFixed(1),
-        r.ratio.cephaloproxy.toFixed(3));
-    ' "$health")"
+  figures=$(node_modules/.bin/deno eval --quiet '
+    const r = JSON.parse(Deno.readTextFileSync(Deno.args[0]));
+    console.log(r.health.p50Ms.toFixed(2), r.health.p99Ms.toFixed(2),
+      r.proxy.cephaloproxy.requestsPerSecond.toFixed(1),
+      r.ratio.cephaloproxy.toFixed(3));
+  ' "$health")
+  echo "$start $bare $figures" >"bench-results/engines-$name.txt"
 }
 
-read -r d_start d_bare d_p50 d_p99 d_rps d_ratio \
-  <<<"$(measure docker "$docker" cephaloproxy:bench)"
-read -r p_start p_bare p_p50 p_p99 p_rps p_ratio \
-  <<<"$(measure podman /usr/bin/podman localhost/cephaloproxy:bench)"
+measure docker "$docker" cephaloproxy:bench
+measure podman /usr/bin/podman localhost/cephaloproxy:bench
+read -r d_start d_bare d_p50 d_p99 d_rps d_ratio <bench-results/engines-docker.txt
+read -r p_start p_bare p_p50 p_p99 p_rps p_ratio <bench-results/engines-podman.txt
 
 ratio() { echo "scale=3; $2 / $1" | bc -l | sed 's/^\./0./'; }
 row() { printf '%-42s %10s %10s %8s\n' "$@"; }

@@ -251,7 +251,7 @@ async function hammerHealth(
     errors,
     p50Ms: percentile(latencies, 50),
     p99Ms: percentile(latencies, 99),
-    maxMs: Math.max(...latencies),
+    maxMs: latencies.reduce((max, ms) => Math.max(max, ms), 0),
   };
 }
 
