@@ -28,6 +28,8 @@ export const DOCKER = Deno.env.get("CEPHALOPROXY_DOCKER") || "/usr/bin/docker";
 export const IMAGE = Deno.env.get("CEPHALOPROXY_IMAGE") || "cephaloproxy:test";
 /** Whether {@linkcode DOCKER} is Podman's client rather than Docker's. */
 export const PODMAN = isPodman(DOCKER);
+/** The engine's command name, for test names that quote a command. */
+export const ENGINE = PODMAN ? "podman" : "docker";
 
 /** Test options that switch on the sanitizers (off by default in Deno 2.8+). */
 export const SANITIZED = {

@@ -15,6 +15,7 @@ import { join } from "node:path";
 import {
   allLogs,
   DOCKER,
+  ENGINE,
   type Output,
   PODMAN,
   publishedPort,
@@ -419,7 +420,7 @@ Deno.test({
         await waitFor200(`http://127.0.0.1:${health}/ready`);
       });
 
-      await t.step("docker stop -t 30 ends with exit code 0", async () => {
+      await t.step(`${ENGINE} stop -t 30 ends with exit code 0`, async () => {
         await docker("stop", "-t", "30", name);
         const exit = await bash(forName("troubleshooting", "exit-code"));
         assertEquals(exit.code, 0, exit.stderr);

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import {
   docker,
   dockerOk,
+  ENGINE,
   IMAGE,
   Lab,
   PODMAN,
@@ -105,7 +106,7 @@ Deno.test(
     await waitForReady(proxy);
 
     for (const shell of ["sh", "/bin/sh", "/bin/bash"]) {
-      await t.step(`docker exec ${shell} fails`, async () => {
+      await t.step(`${ENGINE} exec ${shell} fails`, async () => {
         const result = await docker(["exec", proxy.name, shell, "-c", "true"]);
         assert.notEqual(result.code, 0, `${shell} ran: ${result.stdout}`);
       });

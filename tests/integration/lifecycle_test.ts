@@ -17,6 +17,7 @@ import {
   curlViaProxy,
   docker,
   dockerOk,
+  ENGINE,
   getHealth,
   type HealthReply,
   Lab,
@@ -127,7 +128,7 @@ function healthAddress(proxy: Proxy): string {
 }
 
 Deno.test(
-  "docker stop of an idle proxy exits 0 at once, well within the drain",
+  `${ENGINE} stop of an idle proxy exits 0 at once, well within the drain`,
   SANITIZED,
   async () => {
     await using lab = await Lab.create();
@@ -149,7 +150,7 @@ Deno.test(
 );
 
 Deno.test(
-  "docker kill -s TERM or INT stops an idle proxy gracefully with exit 0",
+  `${ENGINE} kill -s TERM or INT stops an idle proxy gracefully with exit 0`,
   SANITIZED,
   async (t) => {
     await using lab = await Lab.create();
@@ -168,7 +169,7 @@ Deno.test(
 );
 
 Deno.test(
-  "docker stop lets an in-flight transfer finish while /ready answers 503",
+  `${ENGINE} stop lets an in-flight transfer finish while /ready answers 503`,
   SANITIZED,
   async (t) => {
     await using lab = await Lab.create();
@@ -239,12 +240,15 @@ Deno.test(
       }
     });
 
-    await t.step("the container exits 0 without Docker's SIGKILL", async () => {
-      assert.equal(stop.code, 0, stop.stderr);
-      assert.equal((await inspectState(proxy.name)).exitCode, 0);
-      const limit = DRAIN_SECONDS * 1000 + FAST_SHUTDOWN_SLACK_MS;
-      assert.ok(stop.ms < limit, `stop took ${stop.ms.toFixed(0)} ms`);
-    });
+    await t.step(
+      `the container exits 0 without ${ENGINE}'s SIGKILL`,
+      async () => {
+        assert.equal(stop.code, 0, stop.stderr);
+        assert.equal((await inspectState(proxy.name)).exitCode, 0);
+        const limit = DRAIN_SECONDS * 1000 + FAST_SHUTDOWN_SLACK_MS;
+        assert.ok(stop.ms < limit, `stop took ${stop.ms.toFixed(0)} ms`);
+      },
+    );
 
     await t.step("the logs show the legacy shutdown lines", async () => {
       const logs = await allLogs(proxy.name);

@@ -12,6 +12,7 @@ import {
   containerState,
   curlViaProxy,
   dockerOk,
+  ENGINE,
   getHealth,
   Lab,
   type Mount,
@@ -349,14 +350,14 @@ Deno.test(
       const logs = await allLogs(proxy.name);
       assert.ok(
         !logs.includes(url),
-        `access-log line in docker logs:\n${logs}`,
+        `access-log line in ${ENGINE} logs:\n${logs}`,
       );
     });
   },
 );
 
 Deno.test(
-  "docker stop loses no stdout access-log lines",
+  `${ENGINE} stop loses no stdout access-log lines`,
   SANITIZED,
   async () => {
     await using lab = await Lab.create();
@@ -426,7 +427,7 @@ Deno.test(
     assert.match(pid, /^\d+\n?$/);
     await readContainerFile(first.name, "/var/spool/squid/.cephaloproxy.lock");
 
-    await t.step("docker start brings the same container back", async () => {
+    await t.step(`${ENGINE} start brings the same container back`, async () => {
       await dockerOk(["start", first.name]);
       const again = await publishedProxy(first.name);
       await waitForReady(again);
