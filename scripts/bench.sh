@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The image's figures in one table (and bench-results/bench.json): size and
+# The image's figures in one table (and bench-results/bench-ENGINE.json): size and
 # what each part adds, file count, Debian packages, startup time (median
 # and spread, beside bare Squid), cold build and one-file rebuild times,
 # /health latency and proxy throughput ratio (scripts/bench-health.ts), and
 # resident memory of the entrypoint and Squid at idle. Targets from the
-# specification are printed beside the figures they apply to.
+# specification are printed beside the figures they apply to. Under
+# Docker by default; CEPHALOPROXY_DOCKER=podman measures Podman's build
+# (Docker's image format) and runs instead, with the same bases.
 #   scripts/bench.sh [RUNS]   (startup runs, default 7)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -12,22 +14,39 @@ here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/.."
 
 runs=${1:-7}
-image=cephaloproxy:bench
 mkdir -p bench-results
 "$here/ensure-docker.sh"
 [ -x node_modules/.bin/deno ] || npm ci --no-audit --no-fund >&2
-docker=$(docker_builder)
-# Docker only; scripts/bench-engines.sh compares Docker with Podman.
+# Assigned first: a failure inside <<<"$(...)" would not stop the script.
+bases=$("$here/build-bases.sh")
+read -r -a base_args <<<"$bases"
+
+# The engine measured; the bases always come from Docker.
+case ${CEPHALOPROXY_DOCKER:-} in
+  podman | */podman)
+    "$here/ensure-podman.sh"
+    engine=podman image=localhost/cephaloproxy:bench
+    bases=$(podman_base_args "$(docker_builder)" "${base_args[@]}")
+    read -r -a base_args <<<"$bases"
+    build_flags=(--format docker --pull=never)
+    ;;
+  *)
+    engine=docker image=cephaloproxy:bench build_flags=()
+    ;;
+esac
+docker=$(docker_cli)
 export CEPHALOPROXY_DOCKER=$docker
-read -r -a base_args <<<"$("$here/build-bases.sh")"
+log "measuring under $engine ($docker)"
 
 # Build times: cold (bases present, no build cache) and after one
 # entrypoint file changes, both from a copy of the build context.
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
 cp -r Dockerfile .dockerignore src scripts "$ctx/"
-build() { "$docker" build -q "${base_args[@]}" -t "$image" "$ctx" >/dev/null; }
-start=$(date +%s.%N); "$docker" build -q --no-cache "${base_args[@]}" -t "$image" "$ctx" >/dev/null
+build() { # build [FLAGS...]
+  "$docker" build -q "${build_flags[@]}" "${base_args[@]}" -t "$image" "$@" "$ctx" >/dev/null
+}
+start=$(date +%s.%N); build --no-cache
 cold=$(echo "$(date +%s.%N) - $start" | bc)
 echo "// rebuild probe $(date +%s%N)" >>"$ctx/src/probe.ts"
 start=$(date +%s.%N); build
@@ -38,12 +57,15 @@ log "cold build ${cold} s, rebuild after one file ${rebuild} s"
 size=$("$docker" image inspect -f '{{.Size}}' "$image")
 base_size=$("$docker" image inspect -f '{{.Size}}' "${base_args[3]#RUNTIME_IMAGE=}")
 layers=$("$docker" history --no-trunc --format '{{.Size}}|{{.CreatedBy}}' "$image")
-layer_size() { # layer_size PATTERN: human size of the first layer matching
-  grep -m 1 -- "$1" <<<"$layers" | cut -d'|' -f1
+# layer_size DEST: human size of the newest COPY layer into DEST, as
+# Docker ("COPY SRC DEST # buildkit") or Buildah ("COPY dir:ID in DEST ")
+# records it.
+layer_size() {
+  grep -m 1 -E -- "(COPY [^ ]+ | in )$1( |\$)" <<<"$layers" | cut -d'|' -f1
 }
-squid_part=$(layer_size 'COPY /out/ /')
-deno_part=$(layer_size 'COPY /deno /usr/bin/deno')
-src_part=$(layer_size 'COPY src/ /opt/cephaloproxy/src/')
+squid_part=$(layer_size '/')
+deno_part=$(layer_size '/usr/bin/deno')
+src_part=$(layer_size '/opt/cephaloproxy/src/')
 report=$("$here/image-report.sh" "$image")
 files=$(awk '/^regular files/{print $3}' <<<"$report")
 packages=$(awk '/^dpkg records/{print $3}' <<<"$report")
@@ -66,17 +88,15 @@ memory=$("$docker" run --rm --pid "container:$cid" "${base_args[1]#BUILDER_IMAGE
 "$docker" rm -f "$cid" >/dev/null
 rss() { awk -v n="$1" '$1 == n {s += $2} END {printf "%.1f", s / 1024}' <<<"$memory"; }
 
-# /health latency and proxy throughput ratio, if the bench is present.
-health=""
-if [ -f scripts/bench-health.ts ]; then
-  health=$(CEPHALOPROXY_IMAGE=$image node_modules/.bin/deno run --allow-run --allow-net \
-    --allow-read --allow-write --allow-env scripts/bench-health.ts 2>/dev/null || true)
-fi
+# /health latency and proxy throughput ratio.
+health=$(CEPHALOPROXY_IMAGE=$image node_modules/.bin/deno run --allow-run --allow-net \
+  --allow-read --allow-write --allow-env scripts/bench-health.ts)
 
-printf '\n%-44s %-22s %s\n' "figure" "value" "target"
+printf '\n%-44s %-22s %s\n' "figure ($engine)" "value" "target"
 printf '%-44s %-22s %s\n' "image size" "$(echo "scale=1; $size/1000000" | bc) MB" \
   "SC-001: >= 40% below legacy 500 MB, i.e. <= 300 MB"
-printf '%-44s %-22s\n' "  runtime base (distroless cc)" "$(echo "scale=1; $base_size/1000000" | bc) MB"
+printf '%-44s %-22s\n' "  runtime base (distroless cc)" \
+  "$(echo "scale=1; $base_size/1000000" | bc) MB"
 printf '%-44s %-22s\n' "  Squid, helpers and libraries" "$squid_part"
 printf '%-44s %-22s\n' "  Deno runtime" "$deno_part"
 printf '%-44s %-22s\n' "  entrypoint sources" "$src_part"
@@ -92,11 +112,13 @@ printf '%-44s %-22s\n' "idle RSS: Squid and helpers" \
 echo
 echo "$startup" | sed 's/^/  /'
 echo "  SC-005: startup within 110% of legacy (~10 s), i.e. <= 11 s"
-[ -z "$health" ] || { echo; echo "$health" | sed 's/^/  /'; }
+echo
+echo "$health" | sed 's/^/  /'
 
-om=$(awk '/^cephaloproxy/{print $3}' <<<"$startup" | tr -d s)
-cat >bench-results/bench.json <<JSON
+om=$(awk '/^cephaloproxy \(/{print $4 + 0}' <<<"$startup")
+cat >"bench-results/bench-$engine.json" <<JSON
 {
+  "engine": "$engine",
   "image_bytes": $size,
   "runtime_base_bytes": $base_size,
   "regular_files": $files,
@@ -108,4 +130,4 @@ cat >bench-results/bench.json <<JSON
   "targets": {"SC-001_max_mb": 300, "SC-005_max_startup_seconds": 11}
 }
 JSON
-log "wrote bench-results/bench.json"
+log "wrote bench-results/bench-$engine.json"

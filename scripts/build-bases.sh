@@ -20,7 +20,8 @@ have_image() { "$docker" image inspect "$1" >/dev/null 2>&1; }
 
 build_builder() {
   have_image "$builder_tag" && return 0
-  command -v debootstrap >/dev/null || die "debootstrap is missing; run scripts/ensure-docker.sh as root"
+  command -v debootstrap >/dev/null \
+    || die "debootstrap is missing; run scripts/ensure-docker.sh as root"
   local mirror dir
   mirror=$(debian_mirror)
   dir=$(mktemp -d /tmp/cephaloproxy-rootfs.XXXXXX)

@@ -11,8 +11,14 @@ tag=${1:-cephaloproxy:dev}
 "$here/ensure-docker.sh"
 [ -x node_modules/.bin/deno ] || npm ci --no-audit --no-fund >&2
 docker=$(docker_builder)
-read -r -a base_args <<<"$("$here/build-bases.sh")"
+# Assigned first: a failure inside <<<"$(...)" would not stop the script.
+bases=$("$here/build-bases.sh")
+read -r -a base_args <<<"$bases"
 log "building $tag"
 "$docker" build --progress=plain "${base_args[@]}" -t "$tag" . >/tmp/cephaloproxy-build.log 2>&1 \
-  || { tail -n 40 /tmp/cephaloproxy-build.log >&2; die "docker build failed; full log in /tmp/cephaloproxy-build.log"; }
-log "built $tag ($("$docker" image inspect -f '{{.Size}}' "$tag" | awk '{printf "%.1f MB", $1/1e6}'))"
+  || {
+    tail -n 40 /tmp/cephaloproxy-build.log >&2
+    die "docker build failed; full log in /tmp/cephaloproxy-build.log"
+  }
+size=$("$docker" image inspect -f '{{.Size}}' "$tag")
+log "built $tag ($(awk '{printf "%.1f MB", $1/1e6}' <<<"$size"))"

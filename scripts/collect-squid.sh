@@ -84,6 +84,7 @@ find "$out" -type f -perm /6000 -exec chmod ug-s {} +
 missing=0
 while read -r path; do
   [ -L "$path" ] && continue
-  grep -q -e "  ${path#/}\$" -e "^ $path " "$status"/* || { echo "no dpkg record covers $path" >&2; missing=1; }
+  grep -q -e "  ${path#/}\$" -e "^ $path " "$status"/* \
+    || { echo "no dpkg record covers $path" >&2; missing=1; }
 done <"$files"
 [ "$missing" = 0 ]

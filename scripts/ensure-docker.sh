@@ -19,7 +19,8 @@ missing=()
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v docker-compose >/dev/null || missing+=(docker-compose)
 if [ ${#missing[@]} -gt 0 ]; then
-  [ "$(id -u)" = 0 ] || die "missing ${missing[*]}; install them (as root: apt-get install ${missing[*]})"
+  [ "$(id -u)" = 0 ] \
+    || die "missing ${missing[*]}; install them (as root: apt-get install ${missing[*]})"
   log "installing Debian's ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2
@@ -30,7 +31,8 @@ if engine_answers; then
   exit 0
 fi
 
-[ "$(id -u)" = 0 ] || die "no Docker engine answers and starting one needs root; start dockerd yourself"
+[ "$(id -u)" = 0 ] \
+  || die "no Docker engine answers and starting one needs root; start dockerd yourself"
 
 log "starting dockerd in the background (log: /var/log/dockerd.log)"
 nohup /usr/sbin/dockerd >/var/log/dockerd.log 2>&1 &

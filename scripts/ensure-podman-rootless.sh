@@ -207,11 +207,14 @@ mapped=$(runuser -u "$user" -- podman unshare cat /proc/self/uid_map 2>/dev/null
 socket=$run/podman/podman.sock
 api_answers() { curl -sf --unix-socket "$socket" http://podman/_ping >/dev/null 2>&1; }
 service_log=/var/log/podman-service-$user.log
+stop_stale_api_service "$socket"
 if ! api_answers; then
   log "starting $user's Podman API service on $socket (log: $service_log)"
   runuser -u "$user" -- mkdir -p "$(dirname "$socket")"
-  runuser -u "$user" -- env XDG_RUNTIME_DIR="$run" \
-    nohup podman system service --time=0 "unix://$socket" >"$service_log" 2>&1 &
+  # From / and in its own session: it outlives this checkout and this shell.
+  (cd / && exec runuser -u "$user" -- env XDG_RUNTIME_DIR="$run" \
+    setsid nohup podman system service --time=0 "unix://$socket" \
+    >"$service_log" 2>&1) &
   for _ in $(seq 1 60); do
     api_answers && break
     sleep 0.25

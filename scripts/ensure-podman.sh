@@ -41,7 +41,8 @@ command -v runc >/dev/null || [ -x /usr/sbin/runc ] || missing+=(runc)
 [ -x /usr/lib/podman/aardvark-dns ] || command -v aardvark-dns >/dev/null || missing+=(aardvark-dns)
 [ -x /usr/lib/podman/netavark ] || command -v netavark >/dev/null || missing+=(netavark)
 if [ ${#missing[@]} -gt 0 ]; then
-  [ "$(id -u)" = 0 ] || die "missing ${missing[*]}; install them (as root: apt-get install ${missing[*]})"
+  [ "$(id -u)" = 0 ] \
+    || die "missing ${missing[*]}; install them (as root: apt-get install ${missing[*]})"
   log "installing Debian's ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2
@@ -49,7 +50,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ "$(cat "$conf" 2>/dev/null)" != "$(printf '%s' "$want")" ]; then
-  [ "$(id -u)" = 0 ] || die "$conf differs from what scripts/ensure-podman.sh writes; run it as root"
+  [ "$(id -u)" = 0 ] \
+    || die "$conf differs from what scripts/ensure-podman.sh writes; run it as root"
   if [ -e "$conf" ]; then
     cp "$conf" "$conf.bak"
     log "replacing $conf (old one kept as $conf.bak)"
@@ -64,11 +66,15 @@ podman info >/dev/null 2>&1 || die "podman info fails; see: podman info"
 
 socket=/run/podman/podman.sock
 api_answers() { curl -sf --unix-socket "$socket" http://podman/_ping >/dev/null 2>&1; }
+stop_stale_api_service "$socket"
 api_answers && exit 0
-[ "$(id -u)" = 0 ] || die "nothing answers on $socket and starting Podman's API service needs root"
+[ "$(id -u)" = 0 ] \
+  || die "nothing answers on $socket and starting Podman's API service needs root"
 log "starting Podman's API service on $socket (log: /var/log/podman-service.log)"
 mkdir -p "$(dirname "$socket")"
-nohup podman system service --time=0 "unix://$socket" >/var/log/podman-service.log 2>&1 &
+# From / and in its own session: it outlives this checkout and this shell.
+(cd / && exec setsid nohup podman system service --time=0 "unix://$socket" \
+  >/var/log/podman-service.log 2>&1) &
 for _ in $(seq 1 60); do
   api_answers && { log "Podman API is up"; exit 0; }
   sleep 0.25

@@ -25,7 +25,8 @@ tar -xf "$work/rootfs.tar" -C "$work/root" "$sbom" 2>/dev/null || true
 size=$("$docker" image inspect -f '{{.Size}}' "$image")
 files=$(grep -c '^-' "$work/listing")
 printf 'image            %s\n' "$image"
-printf 'size             %.1f MB (%s bytes; target <= 150 MB)\n' "$(echo "$size / 1000000" | bc -l)" "$size"
+printf 'size             %.1f MB (%s bytes; target <= 150 MB)\n' \
+  "$(echo "$size / 1000000" | bc -l)" "$size"
 printf 'regular files    %s\n' "$files"
 
 status="$work/root/var/lib/dpkg/status.d"

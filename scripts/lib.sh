@@ -42,7 +42,8 @@ docker_cli() {
   esac
   for c in /usr/bin/docker "$(command -v docker 2>/dev/null)"; do
     [ -x "$c" ] || continue
-    if "$c" buildx version >/dev/null 2>&1 || "$c" version --format '{{.Client.Version}}' 2>/dev/null | grep -q '^20\.'; then
+    if "$c" buildx version >/dev/null 2>&1 \
+      || "$c" version --format '{{.Client.Version}}' 2>/dev/null | grep -q '^20\.'; then
       printf '%s\n' "$c"
       return 0
     fi
@@ -55,6 +56,49 @@ docker_cli() {
 # Docker build of the image, and copying the bases into Podman.
 docker_builder() {
   CEPHALOPROXY_DOCKER='' docker_cli
+}
+
+# stop_stale_api_service SOCKET: stops a `podman system service` on SOCKET
+# whose working directory has been deleted (say, a checkout removed since
+# the service started there). conmon starts in that directory, so every
+# container the service starts would fail with "write child: broken pipe".
+stop_stale_api_service() {
+  local socket=$1 proc cwd
+  for proc in /proc/[0-9]*; do
+    [ "$(tr '\0' ' ' 2>/dev/null <"$proc/cmdline")" \
+      = "podman system service --time=0 unix://$socket " ] || continue
+    cwd=$(readlink "$proc/cwd" 2>/dev/null) || continue
+    case $cwd in *" (deleted)") ;; *) continue ;; esac
+    log "stopping Podman's API service on $socket (PID ${proc#/proc/}):" \
+      "its working directory $cwd is gone"
+    kill "${proc#/proc/}" 2>/dev/null || true
+    for _ in $(seq 1 40); do [ -e "$proc" ] || break; sleep 0.25; done
+  done
+}
+
+# podman_base_args DOCKER BUILD_ARGS...: copies each base image the build
+# args name from Docker into Podman's store, unless Podman already has the
+# same image ID, and prints the build args renamed to localhost/, where
+# `podman load` puts Docker's images.
+podman_base_args() {
+  local docker=$1 arg name image id out=()
+  shift
+  for arg in "$@"; do
+    case $arg in
+      *=*)
+        name=${arg%%=*} image=${arg#*=}
+        id=$("$docker" image inspect -f '{{.Id}}' "$image")
+        if [ "$(podman image inspect -f '{{.Id}}' "localhost/$image" 2>/dev/null)" \
+          != "${id#sha256:}" ]; then
+          log "copying $image from Docker to Podman"
+          "$docker" save "$image" | podman load -q >&2
+        fi
+        out+=("$name=localhost/$image")
+        ;;
+      *) out+=("$arg") ;;
+    esac
+  done
+  printf '%s\n' "${out[*]}"
 }
 
 export DOCKER_BUILDKIT=1

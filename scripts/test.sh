@@ -77,7 +77,8 @@ integration() {
     *) die "unknown engine \"$engine\" in CEPHALOPROXY_ENGINES;" \
       "use docker, podman or podman-rootless" ;;
   esac
-  if ! "$here/$build" "$image" || { [ "$engine" = podman-rootless ] && ! rootless_setup "$image"; }; then
+  if ! "$here/$build" "$image" \
+    || { [ "$engine" = podman-rootless ] && ! rootless_setup "$image"; }; then
     log "image build or set-up for $engine failed; its integration tests not run"
     failed=$((failed + 1))
     printf '%-28s %s\n' "integration/$engine" "image build or set-up failed" >>"$results"
