@@ -68,7 +68,7 @@ done
 
 read -r om omin omax <<<"$(stats "${ours[@]}")"
 read -r bm bmin bmax <<<"$(stats "${bare[@]}")"
-printf '%-34s %8s %8s %8s\n' "startup (docker run -> answer)" median min max
+printf '%-34s %8s %8s %8s\n' "startup (${docker##*/} run -> answer)" median min max
 printf '%-34s %7ss %7ss %7ss\n' "cephaloproxy (/ready 200)" "$om" "$omin" "$omax"
 printf '%-34s %7ss %7ss %7ss\n' "bare squid (port answers)" "$bm" "$bmin" "$bmax"
 printf 'ratio cephaloproxy / bare squid: %.2f   target: median < 3 s (legacy ~10 s)\n' \

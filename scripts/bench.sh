@@ -51,7 +51,7 @@ cold=$(echo "$(date +%s.%N) - $start" | bc)
 echo "// rebuild probe $(date +%s%N)" >>"$ctx/src/probe.ts"
 start=$(date +%s.%N); build
 rebuild=$(echo "$(date +%s.%N) - $start" | bc)
-log "cold build ${cold} s, rebuild after one file ${rebuild} s"
+log "cold build $(printf '%.1f' "$cold") s, rebuild after one file $(printf '%.1f' "$rebuild") s"
 
 # Size and what each layer adds.
 size=$("$docker" image inspect -f '{{.Size}}' "$image")
@@ -123,8 +123,8 @@ cat >"bench-results/bench-$engine.json" <<JSON
   "runtime_base_bytes": $base_size,
   "regular_files": $files,
   "debian_packages": $packages,
-  "cold_build_seconds": $cold,
-  "rebuild_seconds": $rebuild,
+  "cold_build_seconds": $(printf '%.3f' "$cold"),
+  "rebuild_seconds": $(printf '%.3f' "$rebuild"),
   "startup_median_seconds": ${om:-null},
   "idle_rss_entrypoint_mb": $(rss deno),
   "targets": {"SC-001_max_mb": 300, "SC-005_max_startup_seconds": 11}
