@@ -22,18 +22,15 @@ bases=$("$here/build-bases.sh")
 read -r -a base_args <<<"$bases"
 
 # The engine measured; the bases always come from Docker.
-case ${CEPHALOPROXY_DOCKER:-} in
-  podman | */podman)
-    "$here/ensure-podman.sh"
-    engine=podman image=localhost/cephaloproxy:bench
-    bases=$(podman_base_args "$(docker_builder)" "${base_args[@]}")
-    read -r -a base_args <<<"$bases"
-    build_flags=(--format docker --pull=never)
-    ;;
-  *)
-    engine=docker image=cephaloproxy:bench build_flags=()
-    ;;
-esac
+if podman_selected; then
+  "$here/ensure-podman.sh"
+  engine=podman image=localhost/cephaloproxy:bench
+  bases=$(podman_base_args "$(docker_builder)" "${base_args[@]}")
+  read -r -a base_args <<<"$bases"
+  build_flags=(--format docker --pull=never)
+else
+  engine=docker image=cephaloproxy:bench build_flags=()
+fi
 docker=$(docker_cli)
 export CEPHALOPROXY_DOCKER=$docker
 log "measuring under $engine ($docker)"

@@ -12,8 +12,8 @@ cd "$here/.."
 
 docker=$(docker_builder)
 deno_version=$(node -p 'require("./package.json").devDependencies.deno')
-builder_tag=cephaloproxy-base/debian:trixie-slim
-runtime_tag=cephaloproxy-base/distroless-cc:debian13
+builder_tag=$BASE_BUILDER_TAG
+runtime_tag=$BASE_RUNTIME_TAG
 deno_tag=cephaloproxy-base/deno:bin-$deno_version
 
 have_image() { "$docker" image inspect "$1" >/dev/null 2>&1; }

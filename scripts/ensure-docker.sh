@@ -18,14 +18,7 @@ missing=()
 [ -x /usr/sbin/dockerd ] && [ -x /usr/bin/docker ] || missing+=(docker.io)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v docker-compose >/dev/null || missing+=(docker-compose)
-if [ ${#missing[@]} -gt 0 ]; then
-  [ "$(id -u)" = 0 ] \
-    || die "missing ${missing[*]}; install them (as root: apt-get install ${missing[*]})"
-  log "installing Debian's ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >&2
-  apt-get install -y -qq "${missing[@]}" >&2
-fi
+install_debian_packages "${missing[@]}"
 
 if engine_answers; then
   exit 0

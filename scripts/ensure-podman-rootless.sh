@@ -92,12 +92,7 @@ user=${1:-cpodman}
 missing=()
 [ -x /usr/bin/newuidmap ] && [ -x /usr/bin/newgidmap ] || missing+=(uidmap)
 command -v slirp4netns >/dev/null || missing+=(slirp4netns)
-if [ ${#missing[@]} -gt 0 ]; then
-  log "installing Debian's ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >&2
-  apt-get install -y -qq "${missing[@]}" >&2
-fi
+install_debian_packages "${missing[@]}"
 
 if ! id -u "$user" >/dev/null 2>&1; then
   log "creating user $user"
@@ -204,21 +199,6 @@ mapped=$(runuser -u "$user" -- podman unshare cat /proc/self/uid_map 2>/dev/null
   || die "$user's containers map only $mapped IDs; see /etc/subuid and:" \
     "runuser -u $user -- podman system migrate"
 # Compose reaches rootless Podman through the user's own API socket.
-socket=$run/podman/podman.sock
-api_answers() { curl -sf --unix-socket "$socket" http://podman/_ping >/dev/null 2>&1; }
-service_log=/var/log/podman-service-$user.log
-stop_stale_api_service "$socket"
-if ! api_answers; then
-  log "starting $user's Podman API service on $socket (log: $service_log)"
-  runuser -u "$user" -- mkdir -p "$(dirname "$socket")"
-  # From / and in its own session: it outlives this checkout and this shell.
-  (cd / && exec runuser -u "$user" -- env XDG_RUNTIME_DIR="$run" \
-    setsid nohup podman system service --time=0 "unix://$socket" \
-    >"$service_log" 2>&1) &
-  for _ in $(seq 1 60); do
-    api_answers && break
-    sleep 0.25
-  done
-  api_answers || die "$user's Podman API did not answer within 15 s; see $service_log"
-fi
+ensure_api_service "$run/podman/podman.sock" "/var/log/podman-service-$user.log" \
+  runuser -u "$user" -- env XDG_RUNTIME_DIR="$run"
 printf '%s\n' "$user"

@@ -40,14 +40,7 @@ missing=()
 command -v runc >/dev/null || [ -x /usr/sbin/runc ] || missing+=(runc)
 [ -x /usr/lib/podman/aardvark-dns ] || command -v aardvark-dns >/dev/null || missing+=(aardvark-dns)
 [ -x /usr/lib/podman/netavark ] || command -v netavark >/dev/null || missing+=(netavark)
-if [ ${#missing[@]} -gt 0 ]; then
-  [ "$(id -u)" = 0 ] \
-    || die "missing ${missing[*]}; install them (as root: apt-get install ${missing[*]})"
-  log "installing Debian's ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >&2
-  apt-get install -y -qq "${missing[@]}" >&2
-fi
+install_debian_packages "${missing[@]}"
 
 if [ "$(cat "$conf" 2>/dev/null)" != "$(printf '%s' "$want")" ]; then
   [ "$(id -u)" = 0 ] \
@@ -64,19 +57,4 @@ fi
 
 podman info >/dev/null 2>&1 || die "podman info fails; see: podman info"
 
-socket=/run/podman/podman.sock
-api_answers() { curl -sf --unix-socket "$socket" http://podman/_ping >/dev/null 2>&1; }
-stop_stale_api_service "$socket"
-api_answers && exit 0
-[ "$(id -u)" = 0 ] \
-  || die "nothing answers on $socket and starting Podman's API service needs root"
-log "starting Podman's API service on $socket (log: /var/log/podman-service.log)"
-mkdir -p "$(dirname "$socket")"
-# From / and in its own session: it outlives this checkout and this shell.
-(cd / && exec setsid nohup podman system service --time=0 "unix://$socket" \
-  >/var/log/podman-service.log 2>&1) &
-for _ in $(seq 1 60); do
-  api_answers && { log "Podman API is up"; exit 0; }
-  sleep 0.25
-done
-die "Podman's API service did not answer within 15 s; see /var/log/podman-service.log"
+ensure_api_service /run/podman/podman.sock /var/log/podman-service.log

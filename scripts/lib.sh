@@ -32,14 +32,12 @@ debian_mirror() {
 # image format (BUILDAH_FORMAT below) and with it the HEALTHCHECK.
 docker_cli() {
   local c
-  case ${CEPHALOPROXY_DOCKER:-} in
-    podman | */podman)
-      c=$(command -v "$CEPHALOPROXY_DOCKER") \
-        || die "$CEPHALOPROXY_DOCKER not found; run scripts/ensure-podman.sh"
-      printf '%s\n' "$c"
-      return 0
-      ;;
-  esac
+  if podman_selected; then
+    c=$(command -v "$CEPHALOPROXY_DOCKER") \
+      || die "$CEPHALOPROXY_DOCKER not found; run scripts/ensure-podman.sh"
+    printf '%s\n' "$c"
+    return 0
+  fi
   for c in /usr/bin/docker "$(command -v docker 2>/dev/null)"; do
     [ -x "$c" ] || continue
     if "$c" buildx version >/dev/null 2>&1 \
@@ -51,11 +49,59 @@ docker_cli() {
   die "no docker client that can build with BuildKit; run scripts/ensure-docker.sh"
 }
 
+# podman_selected: whether CEPHALOPROXY_DOCKER names Podman's client.
+podman_selected() {
+  case ${CEPHALOPROXY_DOCKER:-} in podman | */podman) return 0 ;; esac
+  return 1
+}
+
 # docker_builder: Docker's client even when CEPHALOPROXY_DOCKER names
 # Podman, for the steps that always use Docker: the base images, the
 # Docker build of the image, and copying the bases into Podman.
 docker_builder() {
   CEPHALOPROXY_DOCKER='' docker_cli
+}
+
+# The local base images scripts/build-bases.sh builds (tags in Docker;
+# Podman's copies are under localhost/).
+BASE_BUILDER_TAG=cephaloproxy-base/debian:trixie-slim
+BASE_RUNTIME_TAG=cephaloproxy-base/distroless-cc:debian13
+
+# install_debian_packages PACKAGE...: installs what is missing (as root),
+# or stops naming the apt-get command to run.
+install_debian_packages() {
+  [ $# -gt 0 ] || return 0
+  [ "$(id -u)" = 0 ] \
+    || die "missing $*; install them (as root: apt-get install $*)"
+  log "installing Debian's $*"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+}
+
+# api_answers SOCKET: whether Podman's API answers on SOCKET.
+api_answers() { curl -sf --unix-socket "$1" http://podman/_ping >/dev/null 2>&1; }
+
+# ensure_api_service SOCKET LOG [COMMAND_PREFIX...]: makes sure Podman's
+# Docker-compatible API answers on SOCKET, starting `podman system
+# service` (prefixed, e.g. to run it as another user) when nothing does.
+# Started from / and in its own session: it outlives this checkout and
+# this shell.
+ensure_api_service() {
+  local socket=$1 service_log=$2
+  shift 2
+  stop_stale_api_service "$socket"
+  api_answers "$socket" && return 0
+  [ "$(id -u)" = 0 ] \
+    || die "nothing answers on $socket and starting Podman's API service needs root"
+  log "starting Podman's API service on $socket (log: $service_log)"
+  "$@" mkdir -p "$(dirname "$socket")"
+  (cd / && exec "$@" setsid nohup podman system service --time=0 "unix://$socket" \
+    >"$service_log" 2>&1) &
+  for _ in $(seq 1 60); do
+    api_answers "$socket" && { log "Podman API is up on $socket"; return 0; }
+    sleep 0.25
+  done
+  die "Podman's API service did not answer within 15 s; see $service_log"
 }
 
 # stop_stale_api_service SOCKET: stops a `podman system service` on SOCKET

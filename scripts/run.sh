@@ -8,16 +8,13 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 
-case ${CEPHALOPROXY_DOCKER:-} in
-  podman | */podman)
-    image=localhost/cephaloproxy:dev
-    "$here/build-image-podman.sh" "$image"
-    ;;
-  *)
-    image=cephaloproxy:dev
-    "$here/build-image.sh" "$image"
-    ;;
-esac
+if podman_selected; then
+  image=localhost/cephaloproxy:dev
+  "$here/build-image-podman.sh" "$image"
+else
+  image=cephaloproxy:dev
+  "$here/build-image.sh" "$image"
+fi
 docker=$(docker_cli)
 "$docker" rm -f cephaloproxy >/dev/null 2>&1 || true
 "$docker" run -d --name cephaloproxy --stop-timeout 30 \

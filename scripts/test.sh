@@ -102,8 +102,7 @@ integration() {
 # image and the bases the audit tests compare it with into its store.
 rootless_setup() {
   rootless_user=$("$here/ensure-podman-rootless.sh") || return 1
-  podman save -m "$1" localhost/cephaloproxy-base/debian:trixie-slim \
-    localhost/cephaloproxy-base/distroless-cc:debian13 \
+  podman save -m "$1" "localhost/$BASE_BUILDER_TAG" "localhost/$BASE_RUNTIME_TAG" \
     | runuser -u "$rootless_user" -- podman load -q >&2
 }
 

@@ -133,18 +133,13 @@ interface Compose {
  * driving Podman through its Docker-compatible API socket.
  */
 async function findCompose(): Promise<Compose | undefined> {
-  const candidates: Compose[] = PODMAN
-    ? [
-      { command: [DOCKER, "compose"], env: {} },
-      {
-        command: ["docker-compose"],
-        env: { DOCKER_HOST: `unix://${await podmanSocket()}` },
-      },
-    ]
-    : [
-      { command: [DOCKER, "compose"], env: {} },
-      { command: ["docker-compose"], env: {} },
-    ];
+  const candidates: Compose[] = [
+    { command: [DOCKER, "compose"], env: {} },
+    {
+      command: ["docker-compose"],
+      env: PODMAN ? { DOCKER_HOST: `unix://${await podmanSocket()}` } : {},
+    },
+  ];
   for (const candidate of candidates) {
     const [cmd, ...args] = candidate.command;
     try {
