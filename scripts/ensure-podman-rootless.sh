@@ -155,6 +155,25 @@ user_file() {
 }
 header='# Written by CephaloProxy scripts/ensure-podman-rootless.sh; see that script.'
 
+# podman_error: Podman's first error line for `podman info` as the user,
+# empty when it works.
+podman_error() {
+  local out
+  out=$(runuser -u "$user" -- podman info 2>&1 >/dev/null) && return 0
+  grep -m 1 -o 'level=error msg=.*' <<<"$out" || tail -n 1 <<<"$out"
+}
+
+# When every process of the user was killed (the pause process, conmon and
+# the containers) but /run kept, Podman refuses every command: "invalid
+# internal status, try resetting the pause process with \"podman system
+# migrate\"". It names its own fix; apply it once.
+error=$(podman_error)
+if grep -q 'podman system migrate' <<<"$error"; then
+  log "$user's Podman pause process is gone ($error);" \
+    "running podman system migrate, which marks its lost containers stopped"
+  runuser -u "$user" -- podman system migrate >&2
+fi
+
 storage=$home/.config/containers/storage.conf
 if ! grep -qx 'driver = "overlay"' "$storage" 2>/dev/null; then
   # A store made with another driver keeps it, and Podman then refuses
@@ -186,8 +205,9 @@ nofile=$(runuser -u "$user" -- sh -c 'ulimit -Hn')
   || die "$user may open only $nofile files; the containers get 16384" \
     "(raise it in /etc/security/limits.conf)"
 
-runuser -u "$user" -- podman info >/dev/null 2>&1 \
-  || die "podman info fails for $user; see: runuser -u $user -- podman info"
+error=$(podman_error)
+[ -z "$error" ] \
+  || die "podman info fails for $user ($error); see: runuser -u $user -- podman info"
 mode=$(runuser -u "$user" -- podman info \
   --format '{{.Host.Security.Rootless}} {{.Store.GraphDriverName}}' 2>/dev/null)
 [ "$mode" = "true overlay" ] \

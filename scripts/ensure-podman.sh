@@ -38,8 +38,9 @@ events_logger = "file"
 missing=()
 [ -x /usr/bin/podman ] || missing+=(podman)
 command -v runc >/dev/null || [ -x /usr/sbin/runc ] || missing+=(runc)
-[ -x /usr/lib/podman/aardvark-dns ] || command -v aardvark-dns >/dev/null || missing+=(aardvark-dns)
-[ -x /usr/lib/podman/netavark ] || command -v netavark >/dev/null || missing+=(netavark)
+for helper in aardvark-dns netavark; do
+  [ -x "/usr/lib/podman/$helper" ] || command -v "$helper" >/dev/null || missing+=("$helper")
+done
 install_debian_packages "${missing[@]}"
 
 if [ "$(cat "$conf" 2>/dev/null)" != "$(printf '%s' "$want")" ]; then

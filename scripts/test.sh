@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run every test suite: static checks, unit tests, then the integration
 # tests against a freshly built image under each container engine: Docker,
-# Podman as root and rootless Podman, reported side by side. Does all
+# Podman as root and rootless Podman, reported side by side (with the tests
+# of the rootless set-up script before rootless Podman's). Does all
 # set-up on a fresh machine (npm toolchain, Docker engine, Podman, a user
 # for rootless Podman, base images). Ends with one plain line,
 # "N passed, N failed", summing every suite.
@@ -86,6 +87,10 @@ integration() {
   fi
   client=$(CEPHALOPROXY_DOCKER=$selector docker_cli)
   if [ "$engine" = podman-rootless ]; then
+    # As root: these kill the user's processes and run the set-up script
+    # again, and the integration tests then run on what it repaired.
+    CEPHALOPROXY_IMAGE=$image suite "scripts/$engine" "$deno" test --allow-read \
+      --allow-run --allow-env tests/scripts/ "$@"
     # The tests chown fixtures and unpack image layers with their owners,
     # which the user may do only inside its own user namespace.
     suite "integration/$engine" runuser -u "$rootless_user" -- env NO_COLOR=1 \
