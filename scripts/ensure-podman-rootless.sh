@@ -218,6 +218,47 @@ mapped=$(runuser -u "$user" -- podman unshare cat /proc/self/uid_map 2>/dev/null
 [ "$mapped" -ge "$want_ids" ] \
   || die "$user's containers map only $mapped IDs; see /etc/subuid and:" \
     "runuser -u $user -- podman system migrate"
+
+# drop_lost_dns_entries: removes from aardvark-dns's records the containers
+# that are no longer up. Containers lost with their conmon (killed, or
+# running at a reboot: this store's run root is under /tmp) are never torn
+# down, so their records stay. Those keep aardvark-dns running after the
+# last container leaves, inside the rootless network namespace Podman then
+# deletes; the next namespace gets no DNS, and names on test networks stop
+# resolving (Squid: ERR_DNS_FAIL). Without records it stops, and Podman
+# starts it afresh in the right namespace.
+drop_lost_dns_entries() {
+  local dir up file kept pid
+  dir=$(runuser -u "$user" -- podman info --format '{{.Store.RunRoot}}')/networks/aardvark-dns
+  [ -d "$dir" ] || return 0
+  up=$(runuser -u "$user" -- podman ps -a -q --no-trunc --filter status=running \
+    --filter status=paused --filter status=created | tr '\n' ' ')
+
+  # A record file: the network's gateways, then one line per container,
+  # starting with its full ID.
+  for file in "$dir"/*; do
+    [ -f "$file" ] && [ "${file##*/}" != aardvark.pid ] || continue
+    kept=$(awk -v up="$up" 'BEGIN { split(up, ids, " "); for (i in ids) live[ids[i]] }
+      NR == 1 || ($1 in live)' "$file")
+    [ "$kept" != "$(cat "$file")" ] || continue
+    log "dropping the DNS records of $user's lost containers from $file"
+    if [ "$(wc -l <<<"$kept")" -gt 1 ]; then
+      printf '%s\n' "$kept" | runuser -u "$user" -- tee "$file" >/dev/null
+    else
+      rm -f "$file"
+    fi
+  done
+
+  [ -z "$(find "$dir" -maxdepth 1 -type f ! -name aardvark.pid)" ] || return 0
+  pid=$(cat "$dir/aardvark.pid" 2>/dev/null) || return 0
+  if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = aardvark-dns ]; then
+    log "stopping $user's aardvark-dns (PID $pid): no container needs it"
+    kill "$pid"
+  fi
+  rm -f "$dir/aardvark.pid"
+}
+drop_lost_dns_entries
+
 # Compose reaches rootless Podman through the user's own API socket.
 ensure_api_service "$run/podman/podman.sock" "/var/log/podman-service-$user.log" \
   runuser -u "$user" -- env XDG_RUNTIME_DIR="$run"

@@ -65,32 +65,90 @@ async function killEverything(user: string, containerPid: number) {
   await waitFor(`every process of ${user} to be gone`, killUser, 10_000);
 }
 
+/**
+ * Starts a container that idles on `network`, also answering to
+ * origin.test there, and returns its host PID and its address.
+ */
+async function startIdle(user: string, name: string, network: string) {
+  await asUserOk(user, [
+    "podman",
+    "run",
+    "-d",
+    "--name",
+    name,
+    "--label",
+    LABEL,
+    "--network",
+    network,
+    "--network-alias",
+    "origin.test",
+    "--entrypoint",
+    "/usr/bin/deno",
+    IMAGE,
+    "eval",
+    "setInterval(() => {}, 60_000)",
+  ]);
+  const format = `{{.State.Pid}} ` +
+    `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`;
+  const [pid, address] = (await asUserOk(user, [
+    "podman",
+    "inspect",
+    "-f",
+    format,
+    name,
+  ])).split(" ");
+  return { pid: Number(pid), address };
+}
+
+/**
+ * Starts a container answering to origin.test on `network`, resolves that
+ * name from a second one and removes both, so that the rootless network
+ * namespace goes with them. Returns the address and what was resolved.
+ */
+async function resolveOnce(user: string, network: string) {
+  const name = `${network}-origin`;
+
+  try {
+    const { address } = await startIdle(user, name, network);
+    const lookup = await asUser(user, [
+      "podman",
+      "run",
+      "--rm",
+      "--label",
+      LABEL,
+      "--network",
+      network,
+      "--entrypoint",
+      "/usr/bin/deno",
+      IMAGE,
+      "eval",
+      'console.log(JSON.stringify(await Deno.resolveDns("origin.test", "A")))',
+    ]);
+    return { address, resolved: lookup.stdout.trim(), stderr: lookup.stderr };
+  } finally {
+    await asUser(user, ["podman", "rm", "-f", "-t", "0", name]);
+  }
+}
+
 Deno.test(
   "ensure-podman-rootless.sh repairs a user whose processes were all killed",
   async (t) => {
     const { user } = await ensureRootless();
     const uid = await asUserOk(user, ["id", "-u"]);
-    const name = `cpt-${crypto.randomUUID().slice(0, 8)}-lost`;
+    const network = `cpt-${crypto.randomUUID().slice(0, 8)}-net`;
+    const lost = `${network}-lost`;
 
     try {
       await asUserOk(user, [
         "podman",
-        "run",
-        "-d",
-        "--name",
-        name,
+        "network",
+        "create",
         "--label",
         LABEL,
-        IMAGE,
+        network,
       ]);
-      const pid = await asUserOk(user, [
-        "podman",
-        "inspect",
-        "-f",
-        "{{.State.Pid}}",
-        name,
-      ]);
-      await killEverything(user, Number(pid));
+      const { pid } = await startIdle(user, lost, network);
+      await killEverything(user, pid);
 
       await t.step(
         "Podman then refuses to work and names the fix",
@@ -98,10 +156,7 @@ Deno.test(
           const info = await asUser(user, ["podman", "info"]);
 
           assert.notEqual(info.code, 0);
-          assert.match(
-            info.stderr,
-            MIGRATE_HINT,
-          );
+          assert.match(info.stderr, MIGRATE_HINT);
         },
       );
 
@@ -113,10 +168,14 @@ Deno.test(
           again.stderr,
           /\[scripts\] \S+'s Podman pause process is gone \(.*\); running podman system migrate/,
         );
+        assert.match(
+          again.stderr,
+          /dropping the DNS records of \S+'s lost containers/,
+        );
       });
 
       await t.step(
-        "Podman works again; the container is not running",
+        "Podman works again; the lost container is not running",
         async () => {
           await asUserOk(user, ["podman", "info"]);
           const running = await asUserOk(user, [
@@ -124,42 +183,42 @@ Deno.test(
             "inspect",
             "-f",
             "{{.State.Running}}",
-            name,
+            lost,
           ]);
 
           assert.equal(running, "false");
         },
       );
 
-      await t.step(
-        "a new container starts and the API socket answers",
-        async () => {
-          const ping = await run("curl", [
-            "-sS",
-            "--unix-socket",
-            `/run/user/${uid}/podman/podman.sock`,
-            "http://podman/_ping",
-          ]);
-          const validate = await asUser(user, [
-            "podman",
-            "run",
-            "--rm",
-            "--label",
-            LABEL,
-            IMAGE,
-            "--validate-only",
-          ]);
+      // The second round runs in a new rootless network namespace, where a
+      // DNS server kept alive by the lost container's records is absent.
+      for (const round of ["first", "second"]) {
+        await t.step(
+          `container names resolve on the network (${round} time)`,
+          async () => {
+            const { address, resolved, stderr } = await resolveOnce(
+              user,
+              network,
+            );
 
-          assert.equal(ping.stdout, "OK", ping.stderr);
-          assert.equal(validate.code, 0, validate.stderr);
-          assert.match(
-            validate.stdout + validate.stderr,
-            /\[INFO\] Validation passed: /,
-          );
-        },
-      );
+            assert.equal(resolved, JSON.stringify([address]), stderr);
+          },
+        );
+      }
+
+      await t.step("the user's API socket answers", async () => {
+        const ping = await run("curl", [
+          "-sS",
+          "--unix-socket",
+          `/run/user/${uid}/podman/podman.sock`,
+          "http://podman/_ping",
+        ]);
+
+        assert.equal(ping.stdout, "OK", ping.stderr);
+      });
     } finally {
-      await asUser(user, ["podman", "rm", "-f", name]);
+      await asUser(user, ["podman", "rm", "-f", lost]);
+      await asUser(user, ["podman", "network", "rm", "-f", network]);
     }
   },
 );
