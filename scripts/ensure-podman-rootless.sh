@@ -160,7 +160,7 @@ header='# Written by CephaloProxy scripts/ensure-podman-rootless.sh; see that sc
 podman_error() {
   local out
   out=$(runuser -u "$user" -- podman info 2>&1 >/dev/null) && return 0
-  grep -m 1 -o 'level=error msg=.*' <<<"$out" || tail -n 1 <<<"$out"
+  sed -n 's/.*level=error msg="\(.*\)"$/\1/p' <<<"$out" | grep -m 1 . || tail -n 1 <<<"$out"
 }
 
 # When every process of the user was killed (the pause process, conmon and
@@ -224,9 +224,9 @@ mapped=$(runuser -u "$user" -- podman unshare cat /proc/self/uid_map 2>/dev/null
 # running at a reboot: this store's run root is under /tmp) are never torn
 # down, so their records stay. Those keep aardvark-dns running after the
 # last container leaves, inside the rootless network namespace Podman then
-# deletes; the next namespace gets no DNS, and names on test networks stop
-# resolving (Squid: ERR_DNS_FAIL). Without records it stops, and Podman
-# starts it afresh in the right namespace.
+# deletes; the next namespace gets no DNS, and names on user-defined
+# networks stop resolving (Squid: ERR_DNS_FAIL). Without records it stops,
+# and Podman starts it afresh in the right namespace.
 drop_lost_dns_entries() {
   local dir up file kept pid
   dir=$(runuser -u "$user" -- podman info --format '{{.Store.RunRoot}}')/networks/aardvark-dns
