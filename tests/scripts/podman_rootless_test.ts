@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { IMAGE, LABEL, run, waitFor } from "../integration/_harness.ts";
 
-/** Podman's error (quotes escaped in its log line) when its pause process is gone. */
+/** Podman's error without a pause process (quotes escaped as it logs). */
 const MIGRATE_HINT = new RegExp(
   String.raw`invalid internal status, try resetting the pause process` +
     String.raw` with \\"podman system migrate\\"`,
@@ -45,10 +45,11 @@ async function ensureRootless() {
 /**
  * Kills, with SIGKILL, every process of the user (the pause process,
  * conmon, slirp4netns, the API service) and then the container's init,
- * whose processes run under subordinate IDs, if it outlived conmon. This is what a logout with
- * KillUserProcesses or a killed session does, while /run, and with it
- * Podman's record of a running container, stays. conmon goes first: were
- * it alive when the container died, it would record the exit.
+ * whose processes run under subordinate IDs, if it outlived conmon. This
+ * is what a logout with KillUserProcesses or a killed session does, while
+ * /run, and with it Podman's record of a running container, stays.
+ * conmon goes first: were it alive when the container died, it would
+ * record the exit.
  */
 async function killEverything(user: string, containerPid: number) {
   const killUser = async () => {
